@@ -1,0 +1,25 @@
+"""diffsep: unsupervised single-channel audio separation with diffusion source priors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .prior import Prior
+    from .separation import separate_tensor
+    from .hub import load_prior
+
+__all__ = ["Prior", "load_prior", "separate_tensor", "__version__"]
+
+_LAZY = {"Prior": "prior", "separate_tensor": "separation", "load_prior": "hub"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import torch-heavy parts on first use, so ``diffsep --help`` stays instant."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

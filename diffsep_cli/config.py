@@ -1,0 +1,127 @@
+"""Typed, frozen configurations, saved as ``config.json`` beside ``model.safetensors``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Sizes of the TF triple-path attention U-Net (defaults: the paper's network)."""
+
+    hidden: int = 72  # channels C of level 1; levels 2 and 3 have 2C and 4C
+    emb: int = 128  # width of the time/class embeddings
+    heads: int = 4
+    depths: tuple[int, int, int, int, int] = (2, 4, 8, 4, 2)  # enc1, enc2, latent, dec2, dec1
+    num_classes: int = 1  # class rows; the table has one more (the null class)
+    n_fft: int = 510
+    hop: int = 255
+    latent_fold: int = 4  # adjacent latent bins folded into one full-band token
+    latent_sup: int = 16  # channels per folded bin in the full-band time attention
+    freq_dim: int = 256  # sinusoidal timestep features
+
+    def __post_init__(self) -> None:
+        if len(self.depths) != 5:
+            raise ValueError("depths needs 5 entries (enc1, enc2, latent, dec2, dec1)")
+        if self.hidden % 2 or (self.hidden * 4) % self.heads or self.hidden % self.heads:
+            raise ValueError("hidden must be even and divisible by heads")
+        if self.bins % (4 * self.latent_fold):
+            raise ValueError(f"n_fft//2+1 = {self.bins} must be divisible by 4*latent_fold")
+        if ((self.bins // 4 // self.latent_fold) * self.latent_sup) % self.heads:
+            raise ValueError("the full-band token width must be divisible by heads")
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Discrete DDPM with a linear beta schedule (Ho et al. 2020); network sees t*1000/T."""
+
+    steps: int = 200
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    timestep_scale: float = 1000.0  # the network receives floor(t * timestep_scale / steps)
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Everything needed to rebuild a prior from its weights."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sample_rate: int = 16000
+    segment: int = 64000  # training crop length in samples
+    labels: tuple[str, ...] = ()  # class names, index = class id (empty: unnamed classes)
+    null_label: bool = False  # True when the null class row was trained (label dropout)
+    level_dbfs: float = -22.5  # RMS level of one source the prior was trained at
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.labels and len(self.labels) != self.net.num_classes:
+            raise ValueError(
+                f"{len(self.labels)} label names for {self.net.num_classes} classes"
+            )
+
+    @property
+    def default_label(self) -> int:
+        """Class used when a source names none: the null class if trained, else class 0."""
+        return self.net.num_classes if self.null_label else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PriorConfig:
+        net = dict(d.get("net", {}))
+        if "depths" in net:
+            net["depths"] = tuple(net["depths"])
+        known_net = {f.name for f in dataclasses.fields(NetConfig)}
+        known_diff = {f.name for f in dataclasses.fields(DiffusionConfig)}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = (set(net) - known_net) | (set(d.get("diffusion", {})) - known_diff)
+        unknown |= set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        rest = {k: v for k, v in d.items() if k not in ("net", "diffusion")}
+        if "labels" in rest:
+            rest["labels"] = tuple(rest["labels"])
+        return cls(
+            net=NetConfig(**net), diffusion=DiffusionConfig(**d.get("diffusion", {})), **rest
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PriorConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+SOLVERS = ("hybrid", "dsg", "dps")
+INITS = ("noisy-mixture", "noise", "mixture")
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """Reconstruction guidance (method.md 1.3c-e); defaults are the official constants."""
+
+    solver: str = "hybrid"  # hybrid | dsg | dps
+    ratio: float = 0.09  # step RMS as a fraction of the posterior std (hybrid, dsg)
+    floor: float = 0.002  # smooth floor of the hybrid step RMS
+    sharpness: float = 1000.0  # k of the smooth max
+    dps_scale: float = 1.5  # un-normalised DPS step size
+    segments: int = 512  # number of chunks of the segmental residual norm
+    segment_weight: float = 0.05
+    stft_weight: float = 0.1
+    stft_fft: int = 512
+    stft_hop: int = 256
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown solver {self.solver!r}; choose from {', '.join(SOLVERS)}")

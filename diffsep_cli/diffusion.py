@@ -1,0 +1,74 @@
+"""DDPM schedules and respacing (tensors only).
+
+A :class:`Schedule` holds, for each sampling step i (ascending), the original DDPM index
+``timesteps[i]`` and every constant the ancestral step needs, recomputed for the chosen subset
+of steps as in Nichol & Dhariwal (2021): beta_i = 1 - abar_i / abar_{i-1}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .config import DiffusionConfig
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Per-step constants, all float64 tensors of shape [S] except ``timesteps`` (long)."""
+
+    timesteps: Tensor  # original step index t of sampling step i
+    alphas_cumprod: Tensor  # abar_t
+    alphas_cumprod_prev: Tensor  # abar of the previous sampling step (1 before the first)
+    betas: Tensor  # 1 - abar_t / abar_prev
+    posterior_std: Tensor  # sqrt(beta_t (1 - abar_prev) / (1 - abar_t)) ("fixed small")
+    coef_x0: Tensor  # a_t: weight of x0_hat in the posterior mean
+    coef_xt: Tensor  # b_t: weight of x_t in the posterior mean
+
+    def __len__(self) -> int:
+        return int(self.timesteps.numel())
+
+
+def _from_alphas_cumprod(timesteps: Tensor, abar: Tensor) -> Schedule:
+    prev = torch.cat([abar.new_ones(1), abar[:-1]])
+    betas = 1 - abar / prev
+    return Schedule(
+        timesteps=timesteps,
+        alphas_cumprod=abar,
+        alphas_cumprod_prev=prev,
+        betas=betas,
+        posterior_std=(betas * (1 - prev) / (1 - abar)).sqrt(),
+        coef_x0=betas * prev.sqrt() / (1 - abar),
+        coef_xt=(1 - prev) * (1 - betas).sqrt() / (1 - abar),
+    )
+
+
+def ddpm_schedule(cfg: DiffusionConfig) -> Schedule:
+    """The full schedule: linear betas from ``beta_start`` to ``beta_end`` over ``steps``."""
+    betas = torch.linspace(cfg.beta_start, cfg.beta_end, cfg.steps, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, dim=0)
+    return _from_alphas_cumprod(torch.arange(cfg.steps), abar)
+
+
+def respace(schedule: Schedule, steps: int) -> Schedule:
+    """Keep ``steps`` evenly spaced steps of a full schedule (always the first and last)."""
+    total = len(schedule)
+    if not 1 <= steps <= total:
+        raise ValueError(f"steps must be in [1, {total}], got {steps}")
+    if steps == total:
+        return schedule
+    keep = torch.linspace(0, total - 1, steps, dtype=torch.float64).round().long().unique()
+    return _from_alphas_cumprod(schedule.timesteps[keep], schedule.alphas_cumprod[keep])
+
+
+def network_timestep(cfg: DiffusionConfig, t: Tensor) -> Tensor:
+    """Original DDPM index t -> the network's timestep floor(t * scale / steps) (5t for T=200)."""
+    return (t.double() * (cfg.timestep_scale / cfg.steps)).floor()
+
+
+def q_sample(x0: Tensor, abar: Tensor | float, noise: Tensor) -> Tensor:
+    """Diffuse x0 to noise level abar: sqrt(abar) x0 + sqrt(1 - abar) noise."""
+    abar_t = torch.as_tensor(abar, dtype=x0.dtype, device=x0.device)
+    return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * noise

@@ -1,0 +1,91 @@
+"""A diffusion source prior: the waveform eps-network plus its DDPM constants.
+
+``Prior`` is the one denoiser contract of diffsep: ``eps(x, t, label)`` predicts the noise of a
+waveform at DDPM step ``t`` and ``denoise(x, t, label)`` turns it into the clamped Tweedie
+estimate x0_hat. Samplers and guidance only ever see ``denoise``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .config import PriorConfig
+from .diffusion import ddpm_schedule, network_timestep
+from .nets import TFUNet
+from .spec import from_channels, istft, pad_to_frames, stft, to_channels
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+
+LabelLike = Tensor | int | None
+
+
+class Prior(nn.Module):
+    """Waveform denoiser of one source class; ``net`` holds the (official) parameters."""
+
+    def __init__(self, config: PriorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = TFUNet(config.net)
+        self.schedule = ddpm_schedule(config.diffusion)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    def _labels(self, label: LabelLike, batch: int, device: torch.device) -> Tensor:
+        if label is None:
+            label = self.config.default_label
+        label = torch.as_tensor(label, dtype=torch.long, device=device).expand(batch)
+        if label.min() < 0 or label.max() > self.config.net.num_classes:
+            raise ValueError(f"class index out of range [0, {self.config.net.num_classes}]")
+        return label
+
+    def _steps(self, t: Tensor | int, batch: int, device: torch.device) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.long).expand(batch)
+        if t.min() < 0 or t.max() >= self.config.diffusion.steps:
+            raise ValueError(f"DDPM step out of range [0, {self.config.diffusion.steps})")
+        return t.to(device)
+
+    def eps(self, x: Tensor, t: Tensor | int, label: LabelLike = None) -> Tensor:
+        """Predicted noise. x: [B, L] waveforms; t: DDPM step(s) in [0, T); -> [B, L]."""
+        n_fft, hop = self.config.net.n_fft, self.config.net.hop
+        batch, length = x.shape
+        t = self._steps(t, batch, x.device)
+        tau = network_timestep(self.config.diffusion, t).float()
+        padded = pad_to_frames(x.float(), hop, multiple=4)
+        spec = to_channels(stft(padded, n_fft, hop))
+        out = self.net(spec, tau, self._labels(label, batch, x.device))
+        return istft(from_channels(out), n_fft, hop, padded.shape[-1])[:, :length]
+
+    def denoise(self, x: Tensor, t: Tensor | int, label: LabelLike = None) -> Tensor:
+        """Tweedie estimate clamp((x - sqrt(1-abar) eps) / sqrt(abar), -1, 1). x: [B, L]."""
+        steps = self._steps(t, x.shape[0], torch.device("cpu"))
+        abar = self.schedule.alphas_cumprod[steps].to(x.device, x.dtype)[:, None]
+        x0 = (x - (1 - abar).sqrt() * self.eps(x, steps, label)) / abar.sqrt()
+        return x0.clamp(-1, 1)
+
+
+def save_prior(prior: Prior, out_dir: str | Path, card: str | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (+ ``README.md``) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prior.config.save(out / CONFIG_NAME)
+    state = {k: v.detach().cpu().contiguous() for k, v in prior.net.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+    if card is not None:
+        (out / CARD_NAME).write_text(card)
+    return out
+
+
+def load_prior_dir(path: str | Path, device: str | torch.device = "cpu") -> Prior:
+    """Load a prior folder (config + safetensors weights, strict key match), in eval mode."""
+    folder = Path(path)
+    prior = Prior(PriorConfig.load(folder / CONFIG_NAME))
+    prior.net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
+    return prior.to(device).eval().requires_grad_(False)
