@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .hub import load_prior
     from .prior import Prior
     from .separation import separate_tensor
-    from .hub import load_prior
 
-__all__ = ["Prior", "load_prior", "separate_tensor", "__version__"]
+__all__ = ["Prior", "__version__", "load_prior", "separate_tensor"]
 
 _LAZY = {"Prior": "prior", "separate_tensor": "separation", "load_prior": "hub"}
 

@@ -64,9 +64,7 @@ class PriorConfig:
 
     def __post_init__(self) -> None:
         if self.labels and len(self.labels) != self.net.num_classes:
-            raise ValueError(
-                f"{len(self.labels)} label names for {self.net.num_classes} classes"
-            )
+            raise ValueError(f"{len(self.labels)} label names for {self.net.num_classes} classes")
 
     @property
     def default_label(self) -> int:

@@ -11,6 +11,15 @@ from torch import Tensor
 from .config import NetConfig, PriorConfig
 from .prior import Prior
 
+# FSDKaggle2018 classes of the official sound prior, by index (method.md section 6)
+OFFICIAL_SOUND_LABELS = tuple(
+    "Hi-hat Saxophone Trumpet Cello Clarinet Snare_drum Laughter Fart Flute Bass_drum Squeak "
+    "Double_bass Shatter Fireworks Applause Acoustic_guitar Violin_or_fiddle Tearing Oboe Gong "
+    "Knock Writing Cough Bark Tambourine Burping_or_eructation Cowbell Harmonica "
+    "Drawer_open_or_close Meow Electric_piano Gunshot_or_gunfire Microwave_oven Keys_jangling "
+    "Telephone Computer_keyboard Finger_snapping Chime Bus Scissors Glockenspiel".split()
+)
+
 
 def _count(state: dict[str, Tensor], level: str) -> int:
     found = {int(m.group(1)) for k in state if (m := re.match(rf"{level}\.(\d+)\.", k))}
@@ -66,10 +75,39 @@ def import_official(
     net_cfg = infer_net_config(state, heads=heads, hop=hop)
     if labels and len(labels) < net_cfg.num_classes:
         # official sound priors have spare rows (num_class 50, 41 used): name the rest
-        labels = tuple(labels) + tuple(f"class_{i}" for i in range(len(labels), net_cfg.num_classes))
+        spare = range(len(labels), net_cfg.num_classes)
+        labels = tuple(labels) + tuple(f"class_{i}" for i in spare)
     config = PriorConfig(
         net=net_cfg, labels=tuple(labels), name=name, sample_rate=sample_rate, segment=segment
     )
     prior = Prior(config)
     prior.net.load_state_dict(state, strict=True)
     return prior.eval().requires_grad_(False)
+
+
+def import_prior(
+    ckpt: str | Path,
+    out_dir: str | Path,
+    *,
+    labels: list[str] | tuple[str, ...] = (),
+    overwrite: bool = False,
+    **kwargs: object,
+) -> Path:
+    """Import ``ckpt`` and write a prior folder (config, safetensors weights, model card)."""
+    from .card import model_card
+    from .files import atomic_dir
+    from .prior import save_prior
+
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"no such checkpoint: {ckpt}")
+    names = OFFICIAL_SOUND_LABELS if list(labels) == ["fsd"] else tuple(labels)
+    prior = import_official(ckpt, labels=names, **kwargs)  # type: ignore[arg-type]
+    card = model_card(
+        prior.config,
+        summary=f"Imported from the official unasdiff checkpoint `{Path(ckpt).name}` (EMA "
+        "weights) with `diffsep import-checkpoint`; see the original release for its data.",
+        training={"source": "official unasdiff checkpoint (EMA weights)"},
+    )
+    with atomic_dir(out_dir, overwrite) as tmp:
+        save_prior(prior, tmp, card)
+    return Path(out_dir)

@@ -53,13 +53,14 @@ def ddpm_schedule(cfg: DiffusionConfig) -> Schedule:
 
 
 def respace(schedule: Schedule, steps: int) -> Schedule:
-    """Keep ``steps`` evenly spaced steps of a full schedule (always the first and last)."""
+    """Keep ``steps`` evenly spaced steps of a full schedule (always the last; the first too)."""
     total = len(schedule)
     if not 1 <= steps <= total:
         raise ValueError(f"steps must be in [1, {total}], got {steps}")
     if steps == total:
         return schedule
-    keep = torch.linspace(0, total - 1, steps, dtype=torch.float64).round().long().unique()
+    start = 0.0 if steps > 1 else total - 1.0  # one step: straight from the last to x0
+    keep = torch.linspace(start, total - 1, steps, dtype=torch.float64).round().long().unique()
     return _from_alphas_cumprod(schedule.timesteps[keep], schedule.alphas_cumprod[keep])
 
 

@@ -1,0 +1,112 @@
+"""Speed and memory of the denoiser: forward, and the guided step (forward + backward to the
+input with frozen weights), at the paper config and a small one, on CPU (and CUDA if present).
+
+Each case runs in a fresh process so its peak memory is its own:
+    python benchmarks/bench_core.py                       # the default table
+    python benchmarks/bench_core.py --case paper:4:guided --repeat 2
+Reference (official code, same machine kind, torch 2.13 CPU, 2 threads; method.md): paper
+config at 4 s forward 41-56 s, forward+backward 64-129 s, peak 14.3 GB; hidden 8 at 4 s,
+forward+backward 12.8 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from diffsep_cli.config import NetConfig, PriorConfig
+from diffsep_cli.prior import Prior
+
+CONFIGS = {
+    "paper": NetConfig(hidden=72, emb=128, heads=4),
+    "h8": NetConfig(hidden=8, emb=16, heads=4, num_classes=50),
+}
+DEFAULT_CASES = [
+    "paper:1:forward",
+    "paper:1:guided",
+    "paper:1:guided-ckpt",
+    "paper:4:forward",
+    "paper:4:guided",
+    "paper:4:guided-ckpt",
+    "h8:4:guided",
+]
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
+    """One case ``config:seconds:mode`` in this process; returns timings and peak memory."""
+    name, seconds, mode = case.split(":")
+    prior = Prior(PriorConfig(net=CONFIGS[name])).to(device).eval().requires_grad_(False)
+    prior.net.grad_checkpointing = mode.endswith("-ckpt")
+    x = 0.05 * torch.randn(1, int(float(seconds) * 16000), device=device)
+    times = []
+    for _ in range(repeat + 1):  # first run warms up
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        if mode == "forward":
+            with torch.no_grad():
+                prior.denoise(x, 150)
+        else:
+            xg = x.clone().requires_grad_(True)
+            torch.autograd.grad(prior.denoise(xg, 150).square().sum(), xg)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    row: dict[str, object] = {
+        "case": case,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "best_s": min(times[1:]),
+        "median_s": sorted(times[1:])[len(times[1:]) // 2],
+        "peak_rss_gb": round(_peak_rss_gb(), 2),
+    }
+    if device.startswith("cuda"):
+        row["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", action="append", help="config:seconds:mode (repeatable)")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    cases = args.case or DEFAULT_CASES
+    if args.child:
+        print(json.dumps(run_case(cases[0], args.repeat, args.device)))
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'case':24} {'best s':>8} {'median s':>9} {'peak RSS GB':>12}")
+    for case in cases:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--case",
+            case,
+            "--repeat",
+            str(args.repeat),
+            "--device",
+            args.device,
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            print(f"{case:24} failed: {out.stderr.strip().splitlines()[-1]}")
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{case:24} {row['best_s']:8.2f} {row['median_s']:9.2f} {row['peak_rss_gb']:12.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The ``diffsep`` command line: thin Typer commands over the library (torch imported lazily)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, DiffsepError
+
+app = typer.Typer(
+    name="diffsep",
+    help="Unsupervised single-channel audio separation with diffusion source priors.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="Show tracebacks.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no notices.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors(verbose: int = 0) -> Iterator[None]:
+    """Turn mistakes a user can fix into one line and an exit code (tracebacks with -v)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    except (DiffsepError, ValueError, OSError) as exc:
+        if verbose:
+            err.print_exception()
+        code = exc.exit_code if isinstance(exc, DiffsepError) else EXIT_ERROR
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(text.replace("[", r"\["), code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"diffsep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Separate a mixture into sources with one diffusion prior per source class."""
+
+
+@app.command("import-checkpoint")
+def import_checkpoint_cmd(
+    ckpt: Annotated[Path, typer.Argument(help="Official checkpoint (.pt with 'model', 'ema').")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Prior folder to write.")],
+    heads: Annotated[int, typer.Option(help="Attention heads (not visible in shapes).")] = 4,
+    hop: Annotated[int | None, typer.Option(help="STFT hop (default n_fft // 2).")] = None,
+    labels: Annotated[
+        str, typer.Option(help="Class names, comma-separated, or 'fsd' (official sound prior).")
+    ] = "",
+    name: Annotated[str, typer.Option(help="Prior name for its config and card.")] = "",
+    overwrite: Overwrite = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Convert an official unasdiff checkpoint (EMA weights) into a diffsep prior folder."""
+    with user_errors(verbose):
+        from .convert import import_prior
+
+        names = labels.split(",") if labels else []
+        path = import_prior(
+            ckpt,
+            out_dir,
+            heads=heads,
+            hop=hop,
+            labels=names,
+            name=name or out_dir.name,
+            overwrite=overwrite,
+        )
+        out.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # raised outside a command body
+        err.print("error: interrupted")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from diffsep_cli.config import NetConfig, PriorConfig
+from diffsep_cli.prior import Prior
+
+from .conftest import FIXTURES, needs_shared, tiny_prior
+
+LAYOUT = FIXTURES / "official_layout_h72.json"
+
+
+@needs_shared(LAYOUT)
+@pytest.mark.parametrize("kind,num_classes", [("speech", 1), ("sound", 50)])
+def test_official_layout(kind: str, num_classes: int) -> None:
+    expected = json.loads(LAYOUT.read_text())[kind]
+    net = Prior(PriorConfig(net=NetConfig(num_classes=num_classes))).net
+    got = {k: list(v.shape) for k, v in net.state_dict().items()}
+    assert got == expected
+    total = sum(v.numel() for v in net.state_dict().values())
+    assert total == {1: 37_212_016, 50: 37_243_376}[num_classes]
+
+
+@pytest.mark.parametrize("length", [31 * 7, 31 * 8 - 1, 1000, 4000, 1])
+def test_any_length(length: int) -> None:
+    """Every length returns a same-length output (the official code returned an empty one when
+    no padding was needed)."""
+    prior = tiny_prior()
+    x = 0.1 * torch.randn(2, length)
+    with torch.no_grad():
+        eps = prior.eps(x, torch.tensor([10, 150]))
+    assert eps.shape == x.shape
+    assert torch.isfinite(eps).all()
+
+
+def test_batch_items_independent() -> None:
+    prior = tiny_prior(num_classes=3)
+    x = 0.1 * torch.randn(3, 2000)
+    t, lab = torch.tensor([5, 100, 199]), torch.tensor([0, 2, 3])
+    with torch.no_grad():
+        both = prior.eps(x, t, lab)
+        one = torch.cat([prior.eps(x[i : i + 1], t[i], lab[i]) for i in range(3)])
+    assert torch.allclose(both, one, atol=1e-5)
+    assert not torch.allclose(both[1], prior.eps(x[1:2], t[1], 0)[0], atol=1e-4)
+
+
+def test_grad_checkpointing_same_gradient() -> None:
+    prior = tiny_prior()
+    x = (0.1 * torch.randn(2, 3000)).requires_grad_(True)
+    (g1,) = torch.autograd.grad(prior.eps(x, 50).square().sum(), x)
+    prior.net.grad_checkpointing = True
+    (g2,) = torch.autograd.grad(prior.eps(x, 50).square().sum(), x)
+    assert torch.allclose(g1, g2, atol=1e-6)
+
+
+def test_label_out_of_range() -> None:
+    prior = tiny_prior(num_classes=2)
+    with pytest.raises(ValueError, match="class index"):
+        prior.eps(torch.zeros(1, 100), 3, 5)
+    with pytest.raises(ValueError, match="DDPM step"):
+        prior.eps(torch.zeros(1, 100), 200)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="depths"):
+        NetConfig(depths=(1, 2, 3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="divisible"):
+        NetConfig(n_fft=500)
+    with pytest.raises(ValueError, match="label names"):
+        PriorConfig(labels=("a", "b"))
