@@ -95,6 +95,56 @@ def import_checkpoint_cmd(
         out.print(f"wrote {path}")
 
 
+@app.command("train")
+def train_cmd(
+    data: Annotated[list[Path], typer.Argument(help="Folders/files of single-source audio.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Prior folder to write.")],
+    name: Annotated[str, typer.Option(help="Prior name (default: the --out folder name).")] = "",
+    config: Annotated[
+        str, typer.Option(help="Preset (small, tiny, paper) or a config.json to start from.")
+    ] = "small",
+    valid: Annotated[
+        list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")
+    ] = None,
+    labels_from_folders: Annotated[
+        bool, typer.Option(help="Class-conditional: the class is each file's subfolder.")
+    ] = False,
+    steps: Annotated[int, typer.Option(help="Total optimisation steps.")] = 100_000,
+    batch: Annotated[int, typer.Option(help="Crops per step (per process).")] = 8,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
+    seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    device: Annotated[str, typer.Option("-d", "--device", help="cpu, cuda, cuda:N.")] = "cpu",
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the loss (faster after warm-up).")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Train a diffusion prior on single-source audio (also under torchrun for DDP)."""
+    with user_errors(verbose):
+        from .training_cli import run_training
+
+        run_training(
+            data,
+            out_dir,
+            name=name or out_dir.name,
+            preset=config,
+            valid=valid or [],
+            labels_from_folders=labels_from_folders,
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            device=device,
+            quiet=quiet,
+            console=err,
+        )
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -123,3 +123,38 @@ class GuidanceConfig:
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; choose from {', '.join(SOLVERS)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (the official repo gives lr 1e-4, batch 12, AMP, EMA)."""
+
+    steps: int = 100_000
+    batch: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup: int = 200
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    label_dropout: float = 0.1  # only for class-conditional priors
+    level_low: float = -25.0  # crops are RMS-normalised to U[level_low, level_high] dBFS
+    level_high: float = -20.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 25
+    valid_every: int = 500
+    valid_items: int = 32
+
+
+# CPU-sized member of the family: no attention at full resolution (depth 0 at level 1)
+SMALL_NET = NetConfig(
+    hidden=16, emb=64, heads=2, depths=(0, 1, 2, 1, 0), n_fft=510, hop=255, latent_sup=8
+)
+PRESETS = {
+    "paper": PriorConfig(),
+    "small": PriorConfig(net=SMALL_NET, segment=32000),
+    "tiny": PriorConfig(
+        net=NetConfig(hidden=8, emb=16, heads=2, depths=(0, 1, 1, 1, 0), latent_sup=4),
+        segment=16000,
+    ),
+}

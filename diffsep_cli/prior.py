@@ -70,6 +70,12 @@ class Prior(nn.Module):
         x0 = (x - (1 - abar).sqrt() * self.eps(x, steps, label)) / abar.sqrt()
         return x0.clamp(-1, 1)
 
+    def forward(self, x0: Tensor, t: Tensor, noise: Tensor, label: LabelLike = None) -> Tensor:
+        """Training loss: per-item MSE of the predicted noise of x_t = q(x0, t, noise) -> [B]."""
+        abar = self.schedule.alphas_cumprod[t.cpu()].to(x0.device, x0.dtype)[:, None]
+        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        return (self.eps(x_t, t, label) - noise).square().mean(dim=-1)
+
 
 def save_prior(prior: Prior, out_dir: str | Path, card: str | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors`` (+ ``README.md``) into ``out_dir``."""

@@ -6,8 +6,8 @@ Packages are fetched with ``apt-get download`` and unpacked with ``dpkg -x`` und
 more than 50 dB below its peak, dropped if silent or under 0.3 s, and written as FLAC PCM_16 to
 ``<out>/<split>/<kind>/<group>/<name>.flac``. Honest splits: speech test = asterisk-it (male) +
 asterisk-ru (female), valid = tuxpaint-ca + tuxpaint-da, and these languages are dropped from
-all other speech; sfx go 80/10/10 by a hash of (package, stem without take/variant suffix), so
-variants of a recording never straddle splits; exact duplicates are removed. Also writes
+all other speech; sfx go 80/10/10 by a hash of (package, family = first word of the file stem),
+so takes/variants of a recording never straddle splits; exact duplicates are removed. Also writes
 manifest.jsonl, summary.json, LICENCES.md. Re-runs skip unpacked packages and written files.
 
 Usage: python scripts/build_data.py [--out data] [--packages PKG ...] [--quick]
@@ -16,7 +16,6 @@ Usage: python scripts/build_data.py [--out data] [--packages PKG ...] [--quick]
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import hashlib
 import io
 import json
@@ -28,6 +27,7 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import av
@@ -35,30 +35,22 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-SR = 16000
-MIN_DUR, TRIM_DB, FRAME = 0.3, 50.0, 320
+SR, MIN_DUR, TRIM_DB, FRAME = 16000, 0.3, 50.0, 320
 AUDIO_EXT = (".ogg", ".wav", ".flac")
 TEST_GROUPS, VALID_GROUPS = {"asterisk-it", "asterisk-ru"}, {"tuxpaint-ca", "tuxpaint-da"}
-TEST_LANGS, VALID_LANGS = {"it", "ru"}, {"ca", "da"}
-QUICK = [
-    "asterisk-core-sounds-en-g722",
-    "asterisk-core-sounds-it-g722",
-    "sonic-pi-samples",
-    "openttd-opensfx",
-]
-# Non-speech files that nevertheless contain a human voice (laughs, screams, spoken letters,
-# radio chatter, children) or music: kept out of the sfx prior.
+HELD_OUT_LANGS = {"it", "ru", "ca", "da"}  # languages of the test / valid speakers
+SAME_SPEAKER = {"asterisk-en": "asterisk-allison", "asterisk-es": "asterisk-allison"}
+QUICK = [f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "it")]
+QUICK += ["sonic-pi-samples", "openttd-opensfx"]
+# Non-speech files that still hold a human voice (laughs, screams, spoken letters, radio
+# chatter, children) or music: kept out of the sfx prior.
 VOICE_IN_SFX = re.compile(
-    r"laugh|human-|groan|yoohoo|hellish|hell_|hogchant|/faces/|dreydl"
-    r"|apollo_lander|ghost|xing_school|breath|raving_crowd|human/death"
-    r"|valkyries",
+    r"laugh|human-|groan|yoohoo|hellish|hell_|hogchant|/faces/|dreydl|apollo_lander|ghost"
+    r"|xing_school|breath|raving_crowd|human/death|valkyries|oooh",
     re.I,
 )
-VARIANT = re.compile(
-    r"(\d+|[_\-\s.]+([a-z]|\d+|miss|hard|soft|big|small|sml|long|short|open"
-    r"|closed|left|right))$"
-)
-Loader = Callable[[], tuple[np.ndarray, int]]
+CC = {"Attribution-ShareAlike": "CC-BY-SA", "Attribution": "CC-BY", "Zero": "CC0"}
+Stanzas = list[tuple[list[str], str, str]]  # (file patterns, licence, stanza text)
 
 
 @dataclass
@@ -70,21 +62,18 @@ class Item:
     group: str
     src: str  # path inside the package
     name: str  # output file stem
-    load: Loader
+    load: Callable[[], tuple[np.ndarray, int]]
     lang: str | None = None
-    speaker: str | None = None
     licence: str | None = None
 
 
-def load_sf(src: Path | io.BytesIO) -> tuple[np.ndarray, int]:
+def load_sf(src: Path | bytes) -> tuple[np.ndarray, int]:
     """Decode with libsndfile, falling back to FFmpeg (PyAV); return (mono float32, rate)."""
     try:
-        x, sr = sf.read(src, dtype="float32", always_2d=True)
-        return x.mean(axis=1), sr
-    except RuntimeError:  # libsndfile cannot read it
-        if isinstance(src, io.BytesIO):
-            src.seek(0)
-        return load_av(src)
+        x, sr = sf.read(io.BytesIO(src) if isinstance(src, bytes) else src, dtype="float32")
+        return (x.mean(axis=1) if x.ndim == 2 else x), sr
+    except RuntimeError:
+        return load_av(io.BytesIO(src) if isinstance(src, bytes) else src)
 
 
 def load_av(src: Path | io.BytesIO, fmt: str | None = None) -> tuple[np.ndarray, int]:
@@ -93,173 +82,124 @@ def load_av(src: Path | io.BytesIO, fmt: str | None = None) -> tuple[np.ndarray,
         st = c.streams.audio[0]
         rate = st.codec_context.sample_rate
         rs = av.AudioResampler(format="fltp", layout="mono", rate=rate)
-        out = [f.to_ndarray()[0] for fr in c.decode(st) for f in rs.resample(fr)]
+        out = [f.to_ndarray()[0] for fr in c.decode(st) for f in rs.resample(fr)]  # type: ignore[union-attr]
         out += [f.to_ndarray()[0] for f in rs.resample(None)]
         return np.concatenate([np.zeros(0, np.float32), *out]).astype(np.float32), rate
 
 
-def files(root: Path, exts: tuple[str, ...] = AUDIO_EXT) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+def walk(x: Path, base: str, exts: tuple[str, ...] = AUDIO_EXT) -> Iterator[tuple[Path, str]]:
+    """Yield (file, path relative to ``x / base``) for audio files, sorted."""
+    root = x / base
+    for p in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts):
+        yield p, str(p.relative_to(root))
 
 
-def stem_name(rel: Path) -> str:
-    """Flatten a relative path into a safe output stem."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(rel.with_suffix("").parts))
+def item(pkg: str, x: Path, p: Path, rel: str, kind: str, group: str, **kw: str) -> Item:
+    """Item for a plain file; the output name is its flattened path ``rel``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0].replace("/", "__"))
+    return Item(pkg, kind, group, str(p.relative_to(x)), name, partial(load_sf, p), **kw)
 
 
-def file_item(
-    pkg: str, x: Path, base: Path, p: Path, kind: str, group: str, lang: str | None = None
-) -> Item:
-    """Item for a plain file ``p`` of package root ``x``, named after its path below ``base``."""
-    return Item(
-        pkg,
-        kind,
-        group,
-        str(p.relative_to(x)),
-        stem_name(p.relative_to(base)),
-        lambda: load_sf(p),
-        lang=lang,
-    )
-
-
-# ----------------------------------------------------------------------------- sources
 def src_asterisk(pkg: str, x: Path) -> Iterator[Item]:
     lang = pkg.split("-")[3]
-    base = x / "usr/share/asterisk/sounds"
-    for p in files(base, (".g722",)):
-        rel = p.relative_to(base)
-        if rel.parts[1] != "silence":
-            yield Item(
-                pkg,
-                "speech",
-                f"asterisk-{lang}",
-                str(p.relative_to(x)),
-                stem_name(Path(*rel.parts[1:])),
-                lambda p=p: load_av(p, "g722"),
-                lang,
-                "asterisk-allison" if lang in ("en", "es") else f"asterisk-{lang}",
-                "CC-BY-3.0" if lang in ("it", "ru") else "CC-BY-SA-3.0",
-            )
+    lic = "CC-BY-3.0" if lang in ("it", "ru") else "CC-BY-SA-3.0"
+    for p, rel in walk(x, "usr/share/asterisk/sounds", (".g722",)):
+        rel = rel.split("/", 1)[1]  # drop the voice folder (e.g. it_IT_m_Carlo)
+        if not rel.startswith("silence/"):
+            it = item(pkg, x, p, rel, "speech", f"asterisk-{lang}", lang=lang, licence=lic)
+            it.load = partial(load_av, p, "g722")
+            yield it
 
 
 def src_tuxpaint(pkg: str, x: Path) -> Iterator[Item]:
-    base = x / "usr/share/tuxpaint/stamps"
-    for p in files(base):
-        rel = str(p.relative_to(base))
-        m = re.search(r"_desc(?:_([a-z]{2,3}))?[^/]*$", rel)
-        if m:
+    for p, rel in walk(x, "usr/share/tuxpaint/stamps"):
+        if m := re.search(r"_desc(?:_([a-z]{2,3}))?[^/]*$", rel):
             lang = m.group(1) or "en"
-            yield file_item(pkg, x, base, p, "speech", f"tuxpaint-{lang}", lang)
+            yield item(pkg, x, p, rel, "speech", f"tuxpaint-{lang}", lang=lang)
         elif not rel.startswith("symbols/") and not VOICE_IN_SFX.search(rel):
-            yield file_item(pkg, x, base, p, "sfx", f"tuxpaint-{rel.split('/')[0]}")
+            yield item(pkg, x, p, rel, "sfx", f"tuxpaint-{rel.split('/')[0]}")
 
 
 def src_hedgewars(pkg: str, x: Path) -> Iterator[Item]:
-    base = x / "usr/share/games/hedgewars/Data/Sounds"
-    for p in files(base):
-        rel = p.relative_to(base)
-        if rel.parts[0] == "voices":
-            pack = rel.parts[1].lower()
+    for p, rel in walk(x, "usr/share/games/hedgewars/Data/Sounds"):
+        if rel.startswith("voices/"):
+            pack = rel.split("/")[1].lower()  # Default_es, Russian_pl, Pirate, ...
             lang = "ru" if "russian" in pack else (pack.split("_")[1] if "_" in pack else "en")
-            yield file_item(pkg, x, base, p, "speech", f"hedgewars-{pack.replace('_', '-')}", lang)
-        elif not VOICE_IN_SFX.search(str(rel)):
-            yield file_item(pkg, x, base, p, "sfx", "hedgewars")
+            yield item(pkg, x, p, rel, "speech", "hedgewars-" + pack.replace("_", "-"), lang=lang)
+        elif not VOICE_IN_SFX.search(rel):  # per debian/copyright, Droplet* are from freesound
+            lic = "CC-BY-SA-3.0" if rel.startswith("Droplet") else "GFDL-1.3"
+            yield item(pkg, x, p, rel, "sfx", "hedgewars", licence=lic)
 
 
 def src_klettres(pkg: str, x: Path) -> Iterator[Item]:
-    base = x / "usr/share/klettres"
-    for p in files(base, (".ogg",)):
-        code = p.relative_to(base).parts[0]
-        yield file_item(
-            pkg,
-            x,
-            base,
-            p,
-            "speech",
-            f"klettres-{code.lower().replace('_', '-')}",
-            code.split("_")[0].lower(),
+    for p, rel in walk(x, "usr/share/klettres", (".ogg",)):
+        code = rel.split("/")[0]  # e.g. en_GB
+        lang = code.split("_")[0].lower()
+        yield item(
+            pkg, x, p, rel, "speech", "klettres-" + code.replace("_", "-").lower(), lang=lang
         )
 
 
 def src_0ad(pkg: str, x: Path) -> Iterator[Item]:
-    for p in files(x / "audio"):
-        parts = p.relative_to(x).parts
-        if parts[1] in ("music", "voice") or VOICE_IN_SFX.search("/".join(parts)):
-            continue
-        it = file_item(
-            pkg, x, x / "audio", p, "sfx", f"0ad-{parts[2] if len(parts) > 3 else parts[1]}"
-        )
-        it.src = f"usr/share/games/0ad/mods/public/public.zip:{it.src}"
-        yield it
+    for p, rel in walk(x, "audio"):  # only audio/ was extracted from public.zip
+        parts = rel.split("/")
+        if parts[0] not in ("music", "voice") and not VOICE_IN_SFX.search(rel):
+            it = item(pkg, x, p, rel, "sfx", f"0ad-{parts[1] if len(parts) > 2 else parts[0]}")
+            it.src = "usr/share/games/0ad/mods/public/public.zip:" + it.src
+            yield it
 
 
 def src_wesnoth(pkg: str, x: Path) -> Iterator[Item]:
-    base = x / "usr/share/games/wesnoth/1.16"
-    for p in files(base):
-        rel = str(p.relative_to(base))
+    for p, rel in walk(x, "usr/share/games/wesnoth/1.16"):
         if "sounds/" in rel and not VOICE_IN_SFX.search(rel):
             sub = p.parent.name
-            group = (
-                "wesnoth-ui"
-                if rel.startswith("sounds/")
-                else (f"wesnoth-{sub}" if sub != "sounds" else "wesnoth")
-            )
-            yield file_item(pkg, x, base, p, "sfx", group)
+            group = "wesnoth" if sub == "sounds" else f"wesnoth-{sub}"
+            yield item(pkg, x, p, rel, "sfx", "wesnoth-ui" if rel.startswith("sounds/") else group)
 
 
 def src_opensfx(pkg: str, x: Path) -> Iterator[Item]:
-    """opensfx.cat = offset/size table, then per entry: name length, name, RIFF/WAVE data."""
+    """opensfx.cat = (offset, size) table, then per entry: name length, name, RIFF/WAVE data."""
     cat = x / "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
     data = cat.read_bytes()
     for i in range((struct.unpack_from("<I", data)[0] & 0x7FFFFFFF) // 8):
         off, size = struct.unpack_from("<II", data, 8 * i)
-        off &= 0x7FFFFFFF
-        title = data[off + 1 : off + 1 + data[off]].rstrip(b"\0").decode("utf-8", "replace")
-        wav = data[off + 1 + data[off] : off + 1 + data[off] + size]
+        off, n = off & 0x7FFFFFFF, data[off & 0x7FFFFFFF]
+        title = data[off + 1 : off + 1 + n].rstrip(b"\0").decode("utf-8", "replace")
+        wav = data[off + 1 + n : off + 1 + n + size]
         assert wav[:4] == b"RIFF", f"entry {i} of {cat} is not RIFF"
-        lic = re.search(r"License: ([^.]+)", title)
-        name = re.sub(r"[^a-z0-9]+", "_", title.split('".')[0].lower()).strip("_")
-        yield Item(
-            pkg,
-            "sfx",
-            "opensfx",
-            f"{cat.relative_to(x)}#{i}: {title}",
-            f"{i:02d}_{name}",
-            lambda w=wav: load_sf(io.BytesIO(w)),
-            licence=lic.group(1) if lic else None,
-        )
-
-
-def src_sonicpi(pkg: str, x: Path) -> Iterator[Item]:
-    base = x / "usr/share/sonic-pi/samples"
-    yield from (file_item(pkg, x, base, p, "sfx", "sonic-pi") for p in files(base))
+        lic = title.rsplit("License: ", 1)[-1].split(". ")[0].rstrip(".").replace(" Unported", "")
+        lic = re.sub(r"Creative Commons ([\w-]+) ", lambda m: CC[m[1]] + "-", lic)
+        name = re.sub(r"[^a-z0-9]+", "_", title.split('".')[0].lower()).strip("_") + f"_{i:02d}"
+        src = f"{cat.relative_to(x)}#{i}: {title}"
+        if not VOICE_IN_SFX.search(name):
+            yield Item(pkg, "sfx", "opensfx", src, name, partial(load_sf, wav), licence=lic)
 
 
 def src_lmms(pkg: str, x: Path) -> Iterator[Item]:
-    base = x / "usr/share/lmms/samples"
-    for p in files(base):  # .ds drumsynth patches are not audio and are skipped by extension
-        sub = p.relative_to(base).parts[0]
-        if sub not in ("waveforms", "shapes") and not VOICE_IN_SFX.search(p.name):
-            yield file_item(pkg, x, base, p, "sfx", f"lmms-{sub}")
+    for p, rel in walk(x, "usr/share/lmms/samples"):  # .ds drumsynth patches: not audio
+        sub = rel.split("/")[0]
+        if sub not in ("waveforms", "shapes") and not VOICE_IN_SFX.search(rel):
+            yield item(pkg, x, p, rel, "sfx", f"lmms-{sub}")
 
 
 SOURCES: dict[str, tuple[str, Callable[[str, Path], Iterator[Item]]]] = {
-    **{
-        f"asterisk-core-sounds-{lang}-g722": ("CC-BY-SA-3.0 / CC-BY-3.0", src_asterisk)
-        for lang in ("en", "es", "fr", "it", "ru")
-    },
+    **{f"asterisk-core-sounds-{lg}-g722": ("", src_asterisk) for lg in "en es fr it ru".split()},
     "tuxpaint-stamps-default": ("GPL-2", src_tuxpaint),
     "hedgewars-data": ("GFDL-1.3", src_hedgewars),
     "klettres-data": ("GPL-2+", src_klettres),
     "0ad-data": ("CC-BY-SA-3.0", src_0ad),
     "wesnoth-1.16-data": ("GPL-2+", src_wesnoth),
     "openttd-opensfx": ("CC-BY-SA-3.0", src_opensfx),
-    "sonic-pi-samples": ("CC0-1.0", src_sonicpi),
+    "sonic-pi-samples": (
+        "CC0-1.0",  # samples/README.md: all from freesound.org, CC0
+        lambda pkg, x: (
+            item(pkg, x, *f, "sfx", "sonic-pi") for f in walk(x, "usr/share/sonic-pi/samples")
+        ),
+    ),
     "lmms-common": ("GPL-2+", src_lmms),
 }
 
 
-# ----------------------------------------------------------------------------- fetching
 def ensure_package(pkg: str, cache: Path) -> Path:
     """Download and unpack ``pkg`` once; return the unpacked root (marker file = version)."""
     xdir, debs = cache / "x" / pkg, cache / "debs"
@@ -274,17 +214,13 @@ def ensure_package(pkg: str, cache: Path) -> Path:
     shutil.rmtree(xdir, ignore_errors=True)
     xdir.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["dpkg", "-x", str(deb), str(xdir)], check=True)
-    version = subprocess.run(
-        ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    ver = ["dpkg-deb", "-f", str(deb), "Version"]
+    version = subprocess.run(ver, check=True, capture_output=True, text=True).stdout.strip()
     if pkg == "0ad-data":  # pull only the audio out of the 3.3 GB zip, then drop the rest
         with zipfile.ZipFile(xdir / "usr/share/games/0ad/mods/public/public.zip") as z:
             for n in z.namelist():
-                if (
-                    n.startswith("audio/")
-                    and n.lower().endswith(AUDIO_EXT)
-                    and not n.startswith(("audio/music/", "audio/voice/"))
-                ):
+                skip = n.startswith(("audio/music/", "audio/voice/"))
+                if n.startswith("audio/") and n.lower().endswith(AUDIO_EXT) and not skip:
                     z.extract(n, xdir)
         shutil.rmtree(xdir / "usr/share/games")
         deb.unlink()
@@ -292,220 +228,174 @@ def ensure_package(pkg: str, cache: Path) -> Path:
     return xdir
 
 
-def dep5(text: str) -> list[tuple[list[str], str, str]]:
-    """Parse a machine-readable copyright file into (patterns, licence, stanza) triples."""
+def dep5(x: Path, pkg: str) -> Stanzas:
+    """Parse the package's machine-readable ``copyright`` file (empty if it is not DEP-5)."""
+    cr = x / f"usr/share/doc/{pkg}/copyright"
     out = []
-    for para in re.split(r"\n\s*\n", text):
-        f, lic = (
-            re.search(r"^Files:(.*(?:\n[ \t].*)*)", para, re.M),
-            re.search(r"^License: *(.*)", para, re.M),
-        )
+    for para in re.split(r"\n\s*\n", cr.read_text(errors="replace") if cr.exists() else ""):
+        f = re.search(r"^Files:(.*(?:\n[ \t].*)*)", para, re.M)
+        lic = re.search(r"^License: *(.*)", para, re.M)
         if f and lic:
             out.append((f.group(1).split(), lic.group(1).strip(), para))
     return out
 
 
-def file_licence(stanzas: list[tuple[list[str], str, str]], src: str) -> str | None:
-    """Licence of the most specific stanza whose file-name pattern matches ``src``."""
-    hit = None
-    for pats, lic, _ in stanzas:
-        for pat in pats:
-            base = pat.rsplit("/", 1)[-1]
-            if len(base.replace("*", "").replace("?", "")) >= 3 and fnmatch.fnmatch(
-                Path(src.split(":")[-1]).name, base
-            ):
-                hit = lic
-    return hit
+def family(name: str) -> str:
+    """Family of a clip: first word of its stem, digits stripped (``Footstep_Grass_2``,
+    ``footstep3`` -> ``footstep``); two words if the first is short (``bd_808``)."""
+    stem = name.split("__")[-1].lower()  # drop the flattened folder part
+    words = [w.rstrip("0123456789") or w for w in re.split(r"[^a-z0-9]+", stem) if w]
+    return words[0] if len(words[0]) >= 3 or len(words) == 1 else "_".join(words[:2])
 
 
-# ----------------------------------------------------------------------------- processing
 def split_of(it: Item) -> str | None:
     """Assign a split, or None when the clip must be dropped to keep the splits honest."""
     if it.kind == "speech":
-        if it.group in TEST_GROUPS:
-            return "test"
-        if it.group in VALID_GROUPS:
-            return "valid"
-        return None if it.lang in TEST_LANGS | VALID_LANGS else "train"
-    h = int(hashlib.sha1(f"{it.pkg}:{variant_key(it.name)}".encode()).hexdigest()[:8], 16)
-    return "train" if h % 100 < 80 else "valid" if h % 100 < 90 else "test"
-
-
-def variant_key(name: str) -> str:
-    """File stem without trailing take numbers / variant words: near-duplicates share a key."""
-    key = name.split("__")[-1].lower()
-    while (new := VARIANT.sub("", key)) != key and new:
-        key = new
-    return key
+        if it.group in TEST_GROUPS | VALID_GROUPS:
+            return "test" if it.group in TEST_GROUPS else "valid"
+        return None if it.lang in HELD_OUT_LANGS else "train"
+    key = f"{it.pkg}:{family(it.name)}"
+    h = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % 100
+    return "train" if h < 80 else "valid" if h < 90 else "test"
 
 
 def clean(x: np.ndarray, sr: int) -> np.ndarray | None:
-    """Resample to 16 kHz, trim silence at the ends; None if silent or too short."""
+    """Resample to 16 kHz, trim quiet frames at both ends; None if silent or too short."""
     y = soxr.resample(x.astype(np.float32), sr, SR, quality="HQ") if sr != SR else x
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
     if not np.isfinite(peak) or peak < 1e-4:
         return None
     nfr = -(-len(y) // FRAME)
-    fr = np.pad(y, (0, nfr * FRAME - len(y))).reshape(nfr, FRAME)
-    active = np.flatnonzero(np.sqrt(np.mean(fr**2, axis=1)) > peak * 10 ** (-TRIM_DB / 20))
-    y = y[active[0] * FRAME : min(len(y), (active[-1] + 1) * FRAME)]
+    rms = np.sqrt(np.mean(np.pad(y, (0, nfr * FRAME - len(y))).reshape(nfr, FRAME) ** 2, 1))
+    active = np.flatnonzero(rms > peak * 10 ** (-TRIM_DB / 20))
+    y = y[active[0] * FRAME : (active[-1] + 1) * FRAME]
     if len(y) < MIN_DUR * SR:
         return None
-    return y * (0.99 / peak) if peak > 0.99 else y  # normalise only to avoid clipping
+    return y * (0.99 / peak) if peak > 0.99 else y  # rescale only where it would clip
 
 
 def build(out: Path, pkgs: list[str]) -> None:
-    cache = out / "_cache"
-    man_path = out / "manifest.jsonl"
-    old = [json.loads(r) for r in man_path.read_text().splitlines()] if man_path.exists() else []
+    """Process ``pkgs``, merge with manifest rows of other packages, write the reports."""
+    man = out / "manifest.jsonl"
+    old = [json.loads(r) for r in man.read_text().splitlines()] if man.exists() else []
     rows = [r for r in old if r["package"] not in pkgs and (out / r["path"]).exists()]
     seen = {r["sha1"] for r in rows}
     for pkg in pkgs:
-        default_lic, handler = SOURCES[pkg]
         try:
-            x = ensure_package(pkg, cache)
+            x = ensure_package(pkg, out / "_cache")
         except (subprocess.CalledProcessError, OSError) as e:
             print(f"[skip] {pkg}: {e}")
             continue
-        cr = x / f"usr/share/doc/{pkg}/copyright"
-        stanzas = dep5(cr.read_text(errors="replace")) if cr.exists() else []
-        n = {"written": 0, "kept": 0, "dropped_split": 0, "dropped_audio": 0, "dup": 0}
+        default_lic, source = SOURCES[pkg]
         used: set[Path] = set()
-        for it in handler(pkg, x):
-            split = split_of(it)
-            if split is None:
-                n["dropped_split"] += 1
+        n = dict.fromkeys(["written", "kept", "held_out", "bad_audio", "duplicate"], 0)
+        for it in source(pkg, x):
+            if (split := split_of(it)) is None:
+                n["held_out"] += 1
                 continue
             dst = out / split / it.kind / it.group / f"{it.name}.flac"
             if dst in used:  # same stem, other extension (e.g. mace.ogg / mace.wav)
                 dst = dst.with_name(f"{it.name}_{Path(it.src).suffix[1:]}.flac")
             used.add(dst)
-            if dst.exists():
-                n["kept"] += 1
-            else:
+            tmp = dst.with_suffix(".part")
+            if not dst.exists():
                 try:
                     y = clean(*it.load())
                 except Exception as e:  # undecodable (e.g. Vorbis-in-WAV): report, drop
-                    print(f"[warn] {pkg}: {it.src}: {e}")
+                    print(f"[warn] {pkg}: {it.src}: {type(e).__name__}: {e}")
                     y = None
                 if y is None:
-                    n["dropped_audio"] += 1
+                    n["bad_audio"] += 1
                     continue
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_suffix(".part")
                 sf.write(tmp, y, SR, format="FLAC", subtype="PCM_16")
-                tmp.rename(dst)
-                n["written"] += 1
-            sha1 = hashlib.sha1(dst.read_bytes()).hexdigest()
-            if sha1 in seen:
-                dst.unlink()
-                n["dup"] += 1
+            sha1 = hashlib.sha1((dst if dst.exists() else tmp).read_bytes()).hexdigest()
+            if sha1 in seen:  # byte-identical to a clip already kept
+                tmp.unlink(missing_ok=True)
+                dst.unlink(missing_ok=True)
+                n["duplicate"] += 1
                 continue
+            n["kept" if dst.exists() else "written"] += 1
+            if tmp.exists():
+                tmp.rename(dst)
             seen.add(sha1)
+            lic = it.licence or default_lic
             rows.append(
-                {
-                    "path": str(dst.relative_to(out)),
-                    "split": split,
-                    "kind": it.kind,
-                    "group": it.group,
-                    "package": pkg,
-                    "source": it.src,
-                    "licence": it.licence or file_licence(stanzas, it.src) or default_lic,
-                    "duration": round(sf.info(dst).duration, 3),
-                    "lang": it.lang,
-                    "speaker": it.speaker or (it.group if it.kind == "speech" else None),
-                    "split_key": f"{pkg}:{variant_key(it.name)}",
-                    "sha1": sha1,
-                }
-            )
+                {"path": str(dst.relative_to(out)), "split": split, "kind": it.kind,
+                 "group": it.group, "package": pkg, "source": it.src, "licence": lic,
+                 "duration": round(sf.info(dst).duration, 3), "lang": it.lang,
+                 "speaker": SAME_SPEAKER.get(it.group, it.group) if it.lang else None,
+                 "split_key": f"{pkg}:{family(it.name)}", "sha1": sha1}
+            )  # fmt: skip
         print(f"[done] {pkg}: {n}", flush=True)
     rows.sort(key=lambda r: r["path"])
-    man_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_summary(out, rows)
-    write_licences(out, rows)
+    man.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_reports(out, rows)
     check(rows)
 
 
-def write_summary(out: Path, rows: list[dict]) -> None:
+def write_reports(out: Path, rows: list[dict]) -> None:
+    """summary.json (minutes per split x kind x group) and LICENCES.md (per package)."""
     mins: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    count: dict = defaultdict(lambda: defaultdict(int))
     for r in rows:
         mins[r["split"]][r["kind"]][r["group"]] += r["duration"] / 60
-        count[r["split"]][r["kind"]] += 1
     summary = {
-        s: {
-            k: {
-                "minutes": round(sum(g.values()), 2),
-                "files": count[s][k],
-                "groups": {n: round(v, 2) for n, v in sorted(g.items())},
-            }
-            for k, g in sorted(kinds.items())
-        }
+        s: {k: {"minutes": round(sum(g.values()), 2),
+                "files": sum(r["split"] == s and r["kind"] == k for r in rows),
+                "groups": {n: round(v, 2) for n, v in sorted(g.items())}}
+            for k, g in sorted(kinds.items())}
         for s, kinds in sorted(mins.items())
-    }
+    }  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     for s, kinds in summary.items():
         for k, v in kinds.items():
-            print(
-                f"{s:5s} {k:6s} {v['minutes']:7.1f} min {v['files']:5d} files "
-                f"{len(v['groups']):3d} groups"
-            )
-
-
-def write_licences(out: Path, rows: list[dict]) -> None:
-    """Per package: licences used, version and the relevant copyright stanzas."""
+            m, f, g = v["minutes"], v["files"], len(v["groups"])
+            print(f"{s:5} {k:6} {m:6.1f} min {f:5} files {g:3} groups")
     lines = [
-        "# Licences of the audio in this directory",
-        "",
-        "Every clip comes, decoded, downmixed, resampled and trimmed, from a Debian bookworm"
-        " package; per-file licences and sources are in manifest.jsonl.",
-        "",
+        "# Licences of the audio in this directory\n",
+        "Clips were decoded, downmixed, resampled and trimmed from Debian bookworm packages; the "
+        "per-file licence and source path are in manifest.jsonl. Stanzas below are quoted from "
+        "each package's /usr/share/doc/<package>/copyright (which has the full licence texts).\n",
     ]
     keep = re.compile(r"^\*$|-\*$|sound|sample|audio|\.(wav|ogg|flac)|wav/", re.I)
     for pkg in sorted({r["package"] for r in rows}):
         x = out / "_cache/x" / pkg
-        lics = sorted({r["licence"] for r in rows if r["package"] == pkg})
-        marker, cr = x / ".extracted", x / f"usr/share/doc/{pkg}/copyright"
-        version = marker.read_text().strip() if marker.exists() else "version unknown"
-        lines += [
-            f"## {pkg} ({version})",
-            "",
-            f"Licence(s): {', '.join(lics)}",
-            "",
-            f"Full text: /usr/share/doc/{pkg}/copyright in the package.",
-            "",
-            "```",
-        ]
-        text = cr.read_text(errors="replace") if cr.exists() else ""
-        stanzas = dep5(text)
-        picked = [s for p, _, s in stanzas if len(stanzas) <= 8 or any(keep.search(q) for q in p)]
-        head = text.splitlines()[:40] if not stanzas else []
-        lines += head + [ln for s in picked for ln in [*s.splitlines()[:30], ""]] + ["```", ""]
+        marker, stanzas = x / ".extracted", dep5(x, pkg)
+        ver = marker.read_text().strip() if marker.exists() else "?"
+        lics = ", ".join(sorted({r["licence"] for r in rows if r["package"] == pkg}))
+        lines += [f"## {pkg} {ver}\n", f"Licence(s) of the clips used: {lics}\n", "```"]
+        if not stanzas:  # free-form copyright file: quote its head
+            cr = x / f"usr/share/doc/{pkg}/copyright"
+            lines += cr.read_text(errors="replace").splitlines()[:40] if cr.exists() else []
+        for pats, _, text in stanzas:
+            if len(stanzas) <= 8 or any(keep.search(p) for p in pats):
+                lines += [*text.strip("\n").splitlines()[:30], ""]
+        lines += ["```", ""]
     (out / "LICENCES.md").write_text("\n".join(lines))
 
 
 def check(rows: list[dict]) -> None:
-    """Assert that nothing identifying is shared between splits."""
-    fields = {
-        "speech": ("group", "speaker", "lang", "source", "sha1"),
-        "sfx": ("split_key", "source", "sha1"),
-    }
+    """Assert that no speaker, language, group, source, variant or content spans two splits."""
+    fields = {"speech": ("group", "speaker", "lang", "source"), "sfx": ("split_key", "source")}
     for kind, keys in fields.items():
-        for key in keys:
+        for key in (*keys, "sha1"):
             where: dict = defaultdict(set)
             for r in rows:
-                if r["kind"] == kind and r[key] is not None:
+                if r["kind"] == kind:
                     where[r[key]].add(r["split"])
-            bad = {v: s for v, s in where.items() if len(s) > 1}
-            assert not bad, f"{kind}: {key} shared between splits: {list(bad.items())[:5]}"
+            bad = [(v, s) for v, s in where.items() if len(s) > 1]
+            assert not bad, f"{kind}: {key} shared between splits: {bad[:5]}"
     assert len({r["sha1"] for r in rows}) == len(rows), "duplicate audio in the corpus"
-    print(f"[check] OK: {len(rows)} files, no group/speaker/language/source/content overlap")
+    assert not {r["lang"] for r in rows if r["split"] == "train"} & HELD_OUT_LANGS
+    print(f"[check] OK: {len(rows)} files; no speaker/language/group/source/content overlap")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("data"))
-    ap.add_argument("--packages", nargs="+", choices=sorted(SOURCES), default=list(SOURCES))
+    ap.add_argument("--out", type=Path, default=Path("data"), help="output dir (default: data)")
+    ap.add_argument(
+        "--packages", nargs="+", choices=sorted(SOURCES), default=list(SOURCES), metavar="PKG"
+    )
     ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     args = ap.parse_args()
     build(args.out.resolve(), QUICK if args.quick else args.packages)

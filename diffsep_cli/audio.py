@@ -1,0 +1,67 @@
+"""Audio files: the only module that opens them (soundfile for I/O, soxr for resampling)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import DiffsepError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64")
+
+
+def find_audio(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively, audio extensions only) into a sorted file list."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(
+                f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
+            )
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DiffsepError(f"no such file or folder: {p}")
+    return found
+
+
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """Header of an audio file, with a one-line error for anything soundfile cannot read."""
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DiffsepError(f"{path}: not a readable audio file ({exc})") from None
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample [L] or [L, C] float audio (soxr HQ); identity when the rates match."""
+    if sr_in == sr_out:
+        return x
+    return soxr.resample(x, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode a whole file to mono float32 at ``sample_rate``: [L]."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DiffsepError(f"{path}: not a readable audio file ({exc})") from None
+    if not data.size:
+        raise DiffsepError(f"{path}: empty audio")
+    return resample(data.mean(axis=1), sr, sample_rate)
+
+
+def read_blocks(path: str | Path, block: int, overlap: int = 0) -> Iterator[np.ndarray]:
+    """Stream [block, C] float32 frames from a file without loading it whole."""
+    with sf.SoundFile(str(path)) as f:
+        yield from f.blocks(blocksize=block, overlap=overlap, dtype="float32", always_2d=True)
+
+
+def rms_db(x: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for silence)."""
+    power = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+    return 10 * np.log10(power) if power > 0 else float("-inf")

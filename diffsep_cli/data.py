@@ -1,0 +1,115 @@
+"""Training data: single-source clips in memory and random level-calibrated crops of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .audio import find_audio, load_mono
+from .errors import DiffsepError
+
+
+@dataclass
+class Clips:
+    """Decoded mono clips at one rate, with a class index each (0 without labels)."""
+
+    audio: list[np.ndarray]
+    labels: list[int]
+    names: tuple[str, ...]  # class names (empty without labels)
+
+    @property
+    def seconds(self) -> float:
+        return sum(len(a) for a in self.audio)
+
+
+def _class_of(path: Path, roots: Sequence[Path]) -> str:
+    for root in roots:
+        if root.is_dir() and path.is_relative_to(root):
+            parts = path.relative_to(root).parts
+            if len(parts) > 1:
+                return parts[0]
+    raise DiffsepError(f"{path}: with --labels-from-folders every file must sit in a class folder")
+
+
+def load_clips(
+    paths: Sequence[str | Path],
+    sample_rate: int,
+    *,
+    labels_from_folders: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    min_seconds: float = 0.1,
+) -> Clips:
+    """Decode every audio file under ``paths`` (files or folders) to mono at ``sample_rate``.
+
+    ``shard = (rank, world)`` keeps every world-th file, for data-parallel training.
+    """
+    roots = [Path(p) for p in paths]
+    files = find_audio(roots)
+    if not files:
+        raise DiffsepError(f"no audio files in {', '.join(map(str, paths))}")
+    classes = [_class_of(f, roots) for f in files] if labels_from_folders else []
+    names = tuple(sorted(set(classes)))
+    rank, world = shard
+    audio, labels = [], []
+    for i in range(rank, len(files), world):
+        x = load_mono(files[i], sample_rate)
+        if len(x) >= min_seconds * sample_rate and np.abs(x).max() > 0:
+            audio.append(x)
+            labels.append(names.index(classes[i]) if classes else 0)
+    if not audio:
+        raise DiffsepError("no usable (non-silent, long enough) clips found")
+    return Clips(audio, labels, names)
+
+
+class CropSampler:
+    """Random crops of ``segment`` samples at a random RMS level (dBFS, uniform in ``level``),
+    clips drawn with probability proportional to their length; clips shorter than the segment
+    are placed at a random offset in silence (as the paper's test mixtures are built)."""
+
+    def __init__(
+        self,
+        clips: Clips,
+        segment: int,
+        level: tuple[float, float] = (-25.0, -20.0),
+        seed: int = 0,
+        min_active: float = 0.25,
+    ) -> None:
+        self.clips, self.segment, self.level, self.min_active = clips, segment, level, min_active
+        lengths = np.array([len(a) for a in clips.audio], dtype=np.float64)
+        self.weights = np.minimum(lengths, segment) + np.maximum(lengths - segment, 0) * 0.5
+        self.weights /= self.weights.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def _active(self, x: np.ndarray) -> float:
+        """Fraction of 20 ms frames within 40 dB of the crop's loudest frame."""
+        frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+        energy = np.square(frames).mean(axis=1) + 1e-12
+        return float(np.mean(energy > energy.max() * 1e-4)) if len(energy) else 0.0
+
+    def crop(self) -> tuple[np.ndarray, int]:
+        """One crop [segment] and its class."""
+        for _ in range(10):  # silence rejection
+            i = int(self.rng.choice(len(self.weights), p=self.weights))
+            clip, out = self.clips.audio[i], np.zeros(self.segment, dtype=np.float32)
+            if len(clip) >= self.segment:
+                start = int(self.rng.integers(0, len(clip) - self.segment + 1))
+                out[:] = clip[start : start + self.segment]
+            else:
+                start = int(self.rng.integers(0, self.segment - len(clip) + 1))
+                out[start : start + len(clip)] = clip
+            active = self._active(out) * self.segment / min(len(clip), self.segment)
+            if np.abs(out).max() > 0 and active >= self.min_active:
+                break
+        gain_db = self.rng.uniform(*self.level) - 10 * np.log10(np.mean(out**2) + 1e-12)
+        out *= 10 ** (gain_db / 20) * self.rng.choice((-1.0, 1.0))
+        return np.clip(out, -1.0, 1.0), self.clips.labels[i]
+
+    def batch(self, n: int) -> tuple[Tensor, Tensor]:
+        """[n, segment] float32 crops and [n] long labels."""
+        crops, labels = zip(*(self.crop() for _ in range(n)), strict=True)
+        return torch.from_numpy(np.stack(crops)), torch.tensor(labels, dtype=torch.long)
