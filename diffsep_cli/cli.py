@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import EXIT_ERROR, EXIT_INTERRUPTED, DiffsepError
@@ -22,7 +23,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="Show tracebacks.")]
@@ -31,7 +32,8 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing o
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """One line on stderr, then exit with ``code``."""
+    err.print(f"[bold red]error:[/] {' '.join(message.split())}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -46,8 +48,7 @@ def user_errors(verbose: int = 0) -> Iterator[None]:
         if verbose:
             err.print_exception()
         code = exc.exit_code if isinstance(exc, DiffsepError) else EXIT_ERROR
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        fail(text.replace("[", r"\["), code)
+        fail(escape(str(exc).strip() or type(exc).__name__), code)
 
 
 def _version(value: bool) -> None:
@@ -63,6 +64,90 @@ def root(
     ] = False,
 ) -> None:
     """Separate a mixture into sources with one diffusion prior per source class."""
+
+
+@app.command("separate")
+def separate_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (recursive).")],
+    sources: Annotated[
+        str,
+        typer.Option(
+            "--sources",
+            "-s",
+            help="One prior per source: speech,sfx | speech,speech | sfx:Bark,sfx:Gong | "
+            "a prior folder | org/name[@rev].",
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path(
+        "separated"
+    ),
+    filename: Annotated[
+        str, typer.Option(help="Output path template: {track}, {source}, {ext}.")
+    ] = "{track}/{source}.{ext}",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Output format (default: the input's).")
+    ] = None,
+    subtype: Annotated[
+        str | None, typer.Option(help="PCM_16, PCM_24, FLOAT, ... (default: the input's).")
+    ] = None,
+    device: Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")] = (
+        "auto"
+    ),
+    steps: Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")] = 50,
+    solver: Annotated[str, typer.Option(help="hybrid, dsg or dps.")] = "hybrid",
+    init: Annotated[str, typer.Option(help="noisy-mixture, noise or mixture.")] = "noisy-mixture",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
+    segment: Annotated[
+        float | None, typer.Option(help="Segment seconds (default: the priors').")
+    ] = None,
+    overlap: Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")] = 0.25,
+    batch_size: Annotated[int, typer.Option(help="Segments separated at once.")] = 4,
+    consistency: Annotated[
+        bool, typer.Option(help="Make the written sources sum to the input.")
+    ] = True,
+    per_channel: Annotated[
+        bool, typer.Option(help="Separate each channel instead of the mono downmix.")
+    ] = False,
+    overwrite: Overwrite = False,
+    skip_existing: Annotated[
+        bool, typer.Option(help="Skip inputs whose outputs all exist.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Separate audio files into one file per source."""
+    with user_errors(verbose):
+        from .config import SeparateConfig
+        from .separate_cli import run_separate
+
+        cfg = SeparateConfig(
+            steps=steps,
+            solver=solver,
+            init=init,
+            seed=seed,
+            segment=segment,
+            overlap=overlap,
+            batch_size=batch_size,
+            consistency=consistency,
+            per_channel=per_channel,
+        )
+        run_separate(
+            inputs,
+            sources,
+            out_dir,
+            filename,
+            cfg,
+            fmt=fmt,
+            subtype=subtype,
+            device=device,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            as_json=as_json,
+            quiet=quiet,
+            console=err,
+            out=out,
+        )
 
 
 @app.command("import-checkpoint")
@@ -152,3 +237,7 @@ def main() -> None:
     except KeyboardInterrupt:  # raised outside a command body
         err.print("error: interrupted")
         sys.exit(EXIT_INTERRUPTED)
+
+
+# commands defined in their own modules register themselves on ``app``
+from . import cli_bench, cli_hub  # noqa: E402, F401

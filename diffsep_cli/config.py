@@ -126,6 +126,30 @@ class GuidanceConfig:
 
 
 @dataclass(frozen=True)
+class SeparateConfig:
+    """How files are separated (the CLI's ``separate`` options)."""
+
+    steps: int = 50  # DDPM steps (respaced from T); 200 is the paper's
+    solver: str = "hybrid"
+    init: str = "noisy-mixture"
+    seed: int = 0
+    segment: float | None = None  # seconds; None: the priors' training segment
+    overlap: float = 0.25  # fraction of a segment shared with the next
+    batch_size: int = 4  # segments separated together
+    consistency: bool = True  # written sources sum to the input
+    per_channel: bool = False  # separate each channel instead of the downmix
+
+    def __post_init__(self) -> None:
+        GuidanceConfig(solver=self.solver)
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose from {', '.join(INITS)}")
+        if not 0 <= self.overlap <= 0.5:
+            raise ValueError("overlap must be a fraction in [0, 0.5]")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch size must be at least 1")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation recipe (the official repo gives lr 1e-4, batch 12, AMP, EMA)."""
 

@@ -1,0 +1,3 @@
+"""``diffsep bench`` and ``make-mixtures`` (registered on the main app)."""
+
+from __future__ import annotations

@@ -1,0 +1,213 @@
+"""Separate audio files of any length in bounded memory: stream blocks in, resample to the
+priors' rate, separate level-calibrated segments in batches, cross-fade them, resample back
+and stream every source to its own file (written under a temporary name, renamed when done).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from torch import Tensor
+
+from .audio import audio_info
+from .config import SeparateConfig
+from .errors import DiffsepError
+from .files import atomic_file
+from .separation import separate_tensor
+from .sources import ResolvedSources
+from .stream import OverlapAdd, Segmenter, segment_count
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+BLOCK_SECONDS = 10.0
+SILENCE_RMS = 1e-5  # segments quieter than -100 dBFS are left silent
+MAX_GAIN = 1000.0
+
+
+@dataclass
+class FileResult:
+    input: Path
+    outputs: dict[str, Path]
+    seconds: float  # audio duration
+    wall: float = 0.0
+    clipped: int = 0  # input samples at full scale
+    segments: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rtf(self) -> float:
+        return self.wall / self.seconds if self.seconds else 0.0
+
+
+def _calibrate(seg: Tensor, target_rms: float) -> Tensor:
+    """Per-segment gain bringing the mixture to the level the priors were trained at; 0 for
+    (near-)silence. seg: [N, L] -> [N]."""
+    rms = seg.square().mean(dim=-1).sqrt()
+    gain = (target_rms / rms.clamp_min(SILENCE_RMS)).clamp(max=MAX_GAIN)
+    return torch.where(rms > SILENCE_RMS, gain, torch.zeros_like(gain))
+
+
+class _Separator:
+    """Batches segments [C, S] and returns separated ones [C, K, S] in order."""
+
+    def __init__(
+        self, src: ResolvedSources, cfg: SeparateConfig, device: torch.device, progress: Progress
+    ) -> None:
+        self.src, self.cfg, self.device, self.progress = src, cfg, device, progress
+        k = len(src.priors)
+        level = float(np.mean([p.config.level_dbfs for p in src.priors]))
+        self.target = 10 ** ((level + 10 * math.log10(k)) / 20)  # K sources at `level` each
+        self.pending: list[tuple[int, Tensor]] = []
+
+    def _run(self) -> list[Tensor]:
+        index = [i for i, _ in self.pending]
+        segs = torch.stack([s for _, s in self.pending])  # [N, C, S]
+        n, c, length = segs.shape
+        flat = segs.reshape(n * c, length).to(self.device)
+        gain = _calibrate(flat, self.target)
+        out = torch.zeros(n * c, len(self.src.priors), length, device=self.device)
+        live = (gain > 0).nonzero().flatten().tolist()
+        if live:
+            gens = [
+                torch.Generator().manual_seed(
+                    self.cfg.seed * 1_000_003 + (j % c) * 10_007 + index[j // c]
+                )
+                for j in live
+            ]
+            est = separate_tensor(
+                self.src.priors,
+                flat[live] * gain[live, None],
+                labels=self.src.labels,
+                steps=self.cfg.steps,
+                solver=self.cfg.solver,
+                init=self.cfg.init,
+                generator=gens,
+                consistency=self.cfg.consistency,
+                callback=lambda i, *_: self.progress("step", self.cfg.steps - i, self.cfg.steps),
+            )
+            out[live] = est / gain[live, None, None]
+        self.pending = []
+        return list(out.cpu().reshape(n, c, -1, length))
+
+    def push(self, index: int, seg: Tensor) -> list[Tensor]:
+        self.pending.append((index, seg))
+        return self._run() if len(self.pending) >= self.cfg.batch_size else []
+
+    def flush(self) -> list[Tensor]:
+        return self._run() if self.pending else []
+
+
+def _input_blocks(path: Path, channels_out: int, clip: list[int]) -> Iterator[np.ndarray]:
+    """[n, C] float32 blocks of the input: the mono downmix, or every channel."""
+    with sf.SoundFile(str(path)) as f:
+        block = max(1, int(BLOCK_SECONDS * f.samplerate))
+        for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+            clip[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
+            yield x if channels_out == x.shape[1] else x.mean(axis=1, keepdims=True)
+
+
+def output_format(info: sf._SoundFileInfo, fmt: str | None, subtype: str | None) -> tuple[str, str]:
+    """(format, subtype) for outputs: the input's unless given; checked with libsndfile."""
+    fmt = (fmt or info.format).upper()
+    if fmt not in sf.available_formats():
+        raise DiffsepError(f"unknown output format {fmt!r}")
+    subtype = (subtype or (info.subtype if fmt == info.format else "")).upper()
+    if not subtype or not sf.check_format(fmt, subtype):
+        if subtype and subtype != info.subtype.upper():
+            raise DiffsepError(f"subtype {subtype} is not valid for {fmt}")
+        subtype = sf.default_subtype(fmt)
+    return fmt, subtype
+
+
+def separate_file(
+    path: Path,
+    outputs: dict[str, Path],
+    src: ResolvedSources,
+    cfg: SeparateConfig,
+    *,
+    fmt: str | None = None,
+    subtype: str | None = None,
+    overwrite: bool = False,
+    device: torch.device | str = "cpu",
+    progress: Progress = lambda stage, done, total: None,
+) -> FileResult:
+    """Separate one file into ``outputs`` (source name -> path), streaming in blocks."""
+    info = audio_info(path)
+    if info.frames <= 0:
+        raise DiffsepError(f"{path}: empty audio (0 samples)")
+    fmt, subtype = output_format(info, fmt, subtype)
+    rate = src.priors[0].config.sample_rate
+    seg_len = round((cfg.segment or min(p.config.segment for p in src.priors) / rate) * rate)
+    overlap = round(cfg.overlap * seg_len)
+    c = info.channels if cfg.per_channel else 1
+    k = len(src.priors)
+    n_prior = math.ceil(info.frames * rate / info.samplerate)
+    total = segment_count(n_prior, seg_len, overlap)
+    result = FileResult(path, outputs, info.frames / info.samplerate, segments=total)
+    start, clip, done = time.perf_counter(), [0], [0]
+    segmenter, ola = Segmenter(seg_len, overlap), OverlapAdd(seg_len, overlap, src.groups)
+    separator = _Separator(src, cfg, torch.device(device), progress)
+    down = soxr.ResampleStream(info.samplerate, rate, c, dtype="float32", quality="HQ")
+    up = soxr.ResampleStream(rate, info.samplerate, c * k, dtype="float32", quality="HQ")
+    emitted, written = [0], [0]
+    mix_reader = _input_blocks(path, c, [0])
+    mix_buf = np.zeros((0, c), dtype=np.float32)
+
+    with ExitStack() as stack:
+        tmps = {n: stack.enter_context(atomic_file(p, overwrite)) for n, p in outputs.items()}
+        files = [
+            stack.enter_context(
+                sf.SoundFile(str(tmps[n]), "w", info.samplerate, c, subtype, format=fmt)
+            )
+            for n in src.names
+        ]
+
+        def write(y: np.ndarray) -> None:  # y: [n, C*K] at the input rate
+            nonlocal mix_buf
+            y = y[: info.frames - written[0]].reshape(-1, c, k)
+            if cfg.consistency:  # exact at the output rate: share the residual equally
+                while len(mix_buf) < len(y):
+                    mix_buf = np.concatenate([mix_buf, next(mix_reader)])
+                mix, mix_buf = mix_buf[: len(y)], mix_buf[len(y) :]
+                y = y + ((mix - y.sum(axis=2)) / k)[:, :, None]
+            for j, f in enumerate(files):
+                f.write(y[:, :, j])
+            written[0] += len(y)
+
+        def emit(block: Tensor, last: bool = False) -> None:  # block: [C, K, n] prior rate
+            block = block[..., : max(0, n_prior - emitted[0])]
+            emitted[0] += block.shape[-1]
+            write(up.resample_chunk(block.reshape(c * k, -1).T.numpy(), last=last))
+
+        def handle(segments: list[Tensor]) -> None:
+            for seg in segments:
+                emit(ola.push(seg))
+                done[0] += 1
+                progress("segments", done[0], total)
+
+        for x in _input_blocks(path, c, clip):
+            for seg in segmenter.push(torch.from_numpy(down.resample_chunk(x).T.copy())):
+                handle(separator.push(segmenter.count - 1, seg))
+        for seg in segmenter.push(
+            torch.from_numpy(down.resample_chunk(np.zeros((0, c), np.float32), last=True).T.copy())
+        ):
+            handle(separator.push(segmenter.count - 1, seg))
+        for seg in segmenter.finish():
+            handle(separator.push(segmenter.count - 1, seg))
+        handle(separator.flush())
+        emit(ola.finish(), last=True)
+        if written[0] < info.frames:  # resampler rounding: pad the last few samples
+            write(np.zeros((info.frames - written[0], c * k), dtype=np.float32))
+        for f in files:
+            f.close()
+    result.wall, result.clipped = time.perf_counter() - start, clip[0]
+    return result

@@ -1,0 +1,247 @@
+"""End-to-end tests: the real ``diffsep`` command in a subprocess on real audio files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from diffsep_cli.prior import save_prior
+
+from .conftest import tiny_prior
+
+ROOT = Path(__file__).resolve().parents[1]
+MIX = ROOT / "examples" / "mix.wav"  # real speech + real sound, 16 kHz PCM_16
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models/ folder of tiny random priors named like the bundled ones."""
+    root = tmp_path_factory.mktemp("models")
+    save_prior(tiny_prior(0), root / "speech")
+    save_prior(tiny_prior(1, num_classes=2, labels=("Bark", "Gong"), null_label=True), root / "sfx")
+    return root
+
+
+def run(models: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DIFFSEP_MODELS": str(models), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffsep_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def sep(models: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(models, "separate", "--steps", "2", "-q", *args, ok=ok)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert text in lines[0], lines[0]
+
+
+def test_help_and_version(models: Path) -> None:
+    assert "separate" in run(models, "--help").stdout
+    assert "Usage" in run(models, "separate", "-h").stdout
+    assert run(models, "--version").stdout.startswith("diffsep ")
+    proc = run(models, "--frobnicate", ok=False)
+    assert proc.returncode == 2
+
+
+def test_separate_real_mixture(models: Path, tmp_path: Path) -> None:
+    proc = run(
+        models,
+        "separate",
+        str(MIX),
+        "--sources",
+        "speech,sfx",
+        "-o",
+        str(tmp_path),
+        "--steps",
+        "3",
+        "--subtype",
+        "FLOAT",
+        "--json",
+    )
+    doc = json.loads(proc.stdout)
+    outs = doc["files"][0]["outputs"]
+    assert set(outs) == {"speech", "sfx"} and doc["files"][0]["rtf"] > 0
+    mix, sr = sf.read(MIX, dtype="float32")
+    est = [sf.read(outs[n], dtype="float32") for n in ("speech", "sfx")]
+    for x, rate in est:
+        assert rate == sr and x.shape == mix.shape and np.isfinite(x).all()
+    assert np.abs(est[0][0] + est[1][0] - mix).max() < 1e-5  # consistency: they sum to it
+    assert sf.info(outs["speech"]).subtype == "FLOAT"
+    assert not list(tmp_path.rglob("*.partial*"))
+
+
+def test_default_names_format_and_subtype(models: Path, tmp_path: Path) -> None:
+    sep(models, str(MIX), "--sources", "speech,sfx", "-o", str(tmp_path))
+    out = tmp_path / "mix" / "speech.wav"
+    assert sf.info(out).subtype == sf.info(MIX).subtype == "PCM_16"
+    sep(
+        models,
+        str(MIX),
+        "--sources",
+        "speech,speech",
+        "-o",
+        str(tmp_path),
+        "--format",
+        "flac",
+        "--filename",
+        "{source}-{track}.{ext}",
+    )
+    assert (tmp_path / "speech_1-mix.flac").exists() and (tmp_path / "speech_2-mix.flac").exists()
+    assert sf.info(tmp_path / "speech_1-mix.flac").format == "FLAC"
+
+
+def test_any_rate_stereo_and_per_channel(models: Path, tmp_path: Path) -> None:
+    mix, sr = sf.read(MIX, dtype="float32")
+    stereo = np.stack([mix, 0.5 * mix], axis=1)[: sr * 2]
+    import soxr
+
+    path = tmp_path / "in" / "song.flac"
+    path.parent.mkdir()
+    sf.write(path, soxr.resample(stereo, sr, 44100), 44100, subtype="PCM_24")
+    frames = sf.info(path).frames
+    proc = run(
+        models,
+        "separate",
+        str(path),
+        "-s",
+        "speech,sfx:Gong",
+        "-o",
+        str(tmp_path / "o"),
+        "--steps",
+        "2",
+    )
+    assert "downmixed" in proc.stderr
+    info = sf.info(tmp_path / "o" / "song" / "Gong.flac")
+    assert (info.samplerate, info.frames, info.channels) == (44100, frames, 1)
+    sep(
+        models, str(tmp_path / "in"), "-s", "speech,sfx", "-o", str(tmp_path / "p"), "--per-channel"
+    )
+    info = sf.info(tmp_path / "p" / "song" / "sfx.flac")
+    assert (info.samplerate, info.frames, info.channels) == (44100, frames, 2)
+
+
+def test_seed_determinism_and_options(models: Path, tmp_path: Path) -> None:
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        sep(
+            models,
+            str(MIX),
+            "-s",
+            "speech,sfx",
+            "-o",
+            str(tmp_path / name),
+            "--seed",
+            seed,
+            "--solver",
+            "dsg",
+            "--init",
+            "noise",
+            "--segment",
+            "0.5",
+            "--overlap",
+            "0.5",
+            "--batch-size",
+            "3",
+            "--no-consistency",
+            "-d",
+            "cpu",
+        )
+    a, b, c = (sf.read(tmp_path / n / "mix" / "speech.wav")[0] for n in "abc")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_silence_gives_silence(models: Path, tmp_path: Path) -> None:
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros(8000, np.float32), 16000)
+    sep(models, str(path), "-s", "speech,sfx", "-o", str(tmp_path))
+    x, _ = sf.read(tmp_path / "quiet" / "sfx.wav")
+    assert len(x) == 8000 and np.all(x == 0)
+
+
+def test_clipped_input_is_reported(models: Path, tmp_path: Path) -> None:
+    path = tmp_path / "loud.wav"
+    sf.write(path, np.clip(3 * np.sin(np.arange(8000) / 5.0), -1, 1), 16000)
+    proc = run(
+        models, "separate", str(path), "-s", "speech,sfx", "-o", str(tmp_path / "o"), "--steps", "1"
+    )
+    assert "full scale" in proc.stderr
+
+
+def test_overwrite_and_skip_existing(models: Path, tmp_path: Path) -> None:
+    sep(models, str(MIX), "-s", "speech,sfx", "-o", str(tmp_path))
+    out = tmp_path / "mix" / "speech.wav"
+    out.write_bytes(b"keep me")
+    assert_one_line_error(
+        sep(models, str(MIX), "-s", "speech,sfx", "-o", str(tmp_path), ok=False), 1, "--overwrite"
+    )
+    assert out.read_bytes() == b"keep me"
+    sep(models, str(MIX), "-s", "speech,sfx", "-o", str(tmp_path), "--skip-existing")
+    assert out.read_bytes() == b"keep me"
+    sep(models, str(MIX), "-s", "speech,sfx", "-o", str(tmp_path), "--overwrite")
+    assert sf.info(out).frames == sf.info(MIX).frames
+
+
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["missing.wav", "-s", "speech,sfx"], "no such file"),
+        (["NOTAUDIO", "-s", "speech,sfx"], "not a readable audio file"),
+        (["EMPTY", "-s", "speech,sfx"], "empty audio"),
+        (["MIX", "-s", "speech,drums"], "unknown prior 'drums'"),
+        (["MIX", "-s", "speech,sfx:Meow"], "no class 'Meow'"),
+        (["MIX", "-s", "speech,sfx", "--filename", "{track}.{ext}"], "{source}"),
+        (["MIX", "-s", "speech,sfx", "-d", "cuda:3"], "not available"),
+        (["MIX", "-s", "speech,sfx", "--solver", "magic"], "unknown solver"),
+        (["MIX", "-s", "speech,sfx", "--steps", "0"], "at least 1"),
+        (["MIX", "-s", "speech,sfx", "-o", "/proc/diffsep"], "/proc/diffsep"),
+    ],
+)
+def test_user_errors(models: Path, tmp_path: Path, args: list[str], text: str) -> None:
+    (tmp_path / "notes.wav").write_text("not audio")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    subs = {
+        "NOTAUDIO": str(tmp_path / "notes.wav"),
+        "EMPTY": str(tmp_path / "empty.wav"),
+        "MIX": str(MIX),
+        "missing.wav": str(tmp_path / "missing.wav"),
+    }
+    args = [subs.get(a, a) for a in args]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "out")]
+    proc = sep(models, *args, ok=False)
+    assert_one_line_error(proc, 1, text)
+    assert not list(tmp_path.rglob("*.partial*"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.wav"))
+
+
+def test_folder_input_recursive(models: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in" / "sub"
+    src.mkdir(parents=True)
+    (src / "readme.txt").write_text("ignored")
+    data, sr = sf.read(MIX)
+    sf.write(src / "a.wav", data[:8000], sr)
+    sf.write(tmp_path / "in" / "b.ogg", data[:8000], sr)
+    proc = sep(
+        models, str(tmp_path / "in"), "-s", "speech,sfx", "-o", str(tmp_path / "o"), "--json"
+    )
+    doc = json.loads(proc.stdout)
+    assert sorted(Path(f["input"]).name for f in doc["files"]) == ["a.wav", "b.ogg"]
+    assert (tmp_path / "o" / "b" / "sfx.ogg").exists()
