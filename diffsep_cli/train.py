@@ -174,7 +174,9 @@ def train(
     gen = torch.Generator().manual_seed(stream)
     model: torch.nn.Module = online
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(online)
+        # levels of depth 0 leave their embedders unused
+        unused = 0 in cfg.net.depths
+        model = torch.nn.parallel.DistributedDataParallel(online, find_unused_parameters=unused)
     if compile:  # weights stay in ``online``; only the loss call is compiled
         model = torch.compile(model)  # type: ignore[assignment]
     valid_clips = load_clips(valid, cfg.sample_rate) if valid and rank == 0 else None

@@ -29,7 +29,7 @@ def tiny_prior(seed: int = 0, num_classes: int = 1, **kw: object) -> Prior:
     """A randomly initialised prior small enough for fast CPU tests."""
     torch.manual_seed(seed)
     net = NetConfig(**{**TINY_NET.__dict__, "num_classes": num_classes})
-    cfg = PriorConfig(net=net, segment=4000, **kw)  # type: ignore[arg-type]
+    cfg = PriorConfig(**{"net": net, "segment": 4000, **kw})  # type: ignore[arg-type]
     return Prior(cfg).eval().requires_grad_(False)
 
 

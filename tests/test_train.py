@@ -1,0 +1,182 @@
+"""Training: data crops, the train loop, resume, Ctrl-C, DDP under torchrun (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from diffsep_cli.audio import rms_db
+from diffsep_cli.config import PRESETS, TrainConfig
+from diffsep_cli.data import CropSampler, load_clips
+from diffsep_cli.prior import load_prior_dir
+from diffsep_cli.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two class folders of short clips: the real example clips, cut, plus tones."""
+    root = tmp_path_factory.mktemp("corpus")
+    for name in ("speech", "sfx"):
+        x, sr = sf.read(ROOT / "examples" / f"{name}.flac", dtype="float32")
+        (root / name).mkdir()
+        for i in range(3):
+            sf.write(root / name / f"{name}{i}.wav", x[i * sr // 2 : i * sr // 2 + sr], sr)
+    t = np.arange(22050) / 22050
+    sf.write(root / "sfx" / "tone.flac", 0.3 * np.sin(2 * np.pi * 330 * t), 22050)
+    (root / "sfx" / "notes.txt").write_text("not audio, ignored")
+    return root
+
+
+def test_crops_are_level_calibrated(corpus: Path) -> None:
+    clips = load_clips([corpus], 16000, labels_from_folders=True)
+    assert clips.names == ("sfx", "speech") and len(clips.audio) == 7
+    sampler = CropSampler(clips, 8000, (-25.0, -20.0), seed=0)
+    x, labels = sampler.batch(16)
+    assert x.shape == (16, 8000) and set(labels.tolist()) <= {0, 1}
+    levels = [rms_db(c.numpy()) for c in x]
+    assert all(-25.01 <= lv <= -19.99 for lv in levels), levels
+
+
+def test_train_is_deterministic(corpus: Path, tmp_path: Path) -> None:
+    cfg = PRESETS["tiny"]
+    tc = TrainConfig(steps=3, batch=2, checkpoint_every=3, log_every=1, valid_every=3)
+    a = train(cfg, tc, [corpus], tmp_path / "a", valid=[corpus / "speech"])
+    train(cfg, tc, [corpus], tmp_path / "b")
+    wa, wb = (load_file(str(tmp_path / n / "model.safetensors")) for n in "ab")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.step == 3 and a.valid_loss is not None and np.isfinite(a.loss)
+    rows = [
+        json.loads(r) for r in (tmp_path / "a" / "train" / "log.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+
+
+def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "diffsep_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )  # type: ignore[call-overload]
+
+
+def test_cli_train_resume_and_labels(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prior"
+    base = [
+        "train",
+        str(corpus),
+        "--out",
+        str(out),
+        "--config",
+        "tiny",
+        "--batch",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--labels-from-folders",
+        "-q",
+    ]
+    proc = _cli(*base, "--steps", "2")
+    assert proc.returncode == 0, proc.stderr
+    prior = load_prior_dir(out)
+    assert prior.labels == ("sfx", "speech") and prior.config.null_label
+    assert "steps | 2" in (out / "README.md").read_text()
+    again = _cli(*base, "--steps", "2")
+    assert again.returncode == 1 and "--resume" in again.stderr
+    proc = _cli(*base, "--steps", "4", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert torch.load(out / "train" / "state.pt", weights_only=True)["step"] == 4
+    missing = _cli("train", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), "-q")
+    assert missing.returncode == 1 and "no such file or folder" in missing.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "diffsep_cli",
+            "train",
+            str(corpus),
+            "--out",
+            str(out),
+            "--config",
+            "tiny",
+            "--batch",
+            "2",
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "100000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = out / "train" / "log.jsonl"
+    deadline = time.time() + 300
+    while not (log.exists() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "checkpoint saved" in stderr
+    step = torch.load(out / "train" / "state.pt", weights_only=True)["step"]
+    assert step >= 25  # first log row is at step 25
+    assert load_prior_dir(out).config.name == "run"
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+    reason="torchrun not installed beside python",
+)
+def test_ddp_two_cpu_processes_stay_in_sync(corpus: Path, tmp_path: Path) -> None:
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "diffsep_cli",
+            "train",
+            str(corpus),
+            "--out",
+            str(out),
+            "--config",
+            "tiny",
+            "--batch",
+            "2",
+            "--steps",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sums = json.loads((out / "train" / "ranks.json").read_text())
+    assert len(sums) == 2 and sums[0] == sums[1]
+    assert torch.load(out / "train" / "state.pt", weights_only=True)["step"] == 4
