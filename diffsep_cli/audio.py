@@ -65,3 +65,20 @@ def rms_db(x: np.ndarray) -> float:
     """RMS level in dBFS (-inf for silence)."""
     power = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
     return 10 * np.log10(power) if power > 0 else float("-inf")
+
+
+SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command (sndfile.h)
+
+
+def save_audio(path: str | Path, x: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
+    """Write [L] or [L, C] float audio as WAV (32-bit float by default), byte-reproducibly:
+    without the PEAK chunk libsndfile adds to float files (it holds a timestamp)."""
+    channels = 1 if x.ndim == 1 else x.shape[1]
+    try:
+        with sf.SoundFile(str(path), "w", sample_rate, channels, subtype, format="WAV") as f:
+            snd = getattr(sf, "_snd", None)  # soundfile exposes no wrapper for sf_command
+            if snd is not None:
+                snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            f.write(x)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise DiffsepError(f"cannot write {path}: {exc}") from None

@@ -1,3 +1,335 @@
 """``diffsep bench`` and ``make-mixtures`` (registered on the main app)."""
 
 from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .cli import Overwrite, Quiet, Verbose, app, err, out, user_errors
+from .errors import DiffsepError
+
+if TYPE_CHECKING:
+    from .bench import BenchOptions, BenchResult
+    from .config import SeparateConfig
+
+LABELS = {
+    "si_sdr": "SI-SDR",
+    "si_sdri": "SI-SDRi",
+    "sdr": "SDR",
+    "sdri": "SDRi",
+    "pesq_wb": "PESQ-WB",
+    "estoi": "ESTOI",
+    "rtf": "RTF",
+}
+
+
+def parse_pairs(text: str, what: str) -> dict[str, str]:
+    """``a=x,b=y`` -> {a: x, b: y}."""
+    pairs = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise DiffsepError(f"bad {what} item {part!r}: use NAME=VALUE")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def parse_estimates(globs: list[str]) -> dict[str, str]:
+    """``NAME=GLOB`` or ``GLOB`` (then named after its text before the first wildcard)."""
+    from .bench import BASELINES, SYSTEM
+
+    found: dict[str, str] = {}
+    for g in globs:
+        name, sep, pattern = g.partition("=")
+        if not sep:
+            name, pattern = re.split(r"[*?\[]", g)[0].rstrip("_-.") or g, g
+        if name in found or name in (SYSTEM, *BASELINES):
+            raise DiffsepError(f"--estimates: system name {name!r} is taken (use NAME=GLOB)")
+        found[name] = pattern
+    return found
+
+
+def parse_baselines(text: str) -> list[str]:
+    """``mixture,oracle-irm`` -> checked names (``none``: no baselines)."""
+    from .bench import BASELINES
+
+    names = [b.strip() for b in text.split(",") if b.strip() not in ("", "none")]
+    for b in names:
+        if b not in BASELINES:
+            raise DiffsepError(f"unknown baseline {b!r} (choose from {', '.join(BASELINES)})")
+    return list(dict.fromkeys(names))
+
+
+@app.command("bench")
+def bench_cmd(
+    folder: Annotated[Path, typer.Argument(help="One subfolder per mixture: mix.wav + refs.")],
+    sources: Annotated[
+        str | None,
+        typer.Option("--sources", "-s", help="Priors for every mixture (else sources.json)."),
+    ] = None,
+    refs: Annotated[
+        str | None, typer.Option(help="Reference files (default: s[0-9]*.wav, else real_*.wav).")
+    ] = None,
+    estimates: Annotated[
+        list[str] | None,
+        typer.Option(help="Score existing files instead of separating: [NAME=]GLOB, repeatable."),
+    ] = None,
+    separate: Annotated[
+        bool, typer.Option(help="Run diffsep (--no-separate: only the baselines).")
+    ] = True,
+    baselines: Annotated[
+        str, typer.Option(help="mixture, oracle-irm, nmf (comma-separated) or none.")
+    ] = "mixture,oracle-irm",
+    nmf_train: Annotated[
+        str, typer.Option(help="Single-source folders of the NMF dictionaries: speech=DIR,...")
+    ] = "",
+    nmf_rank: Annotated[int, typer.Option(help="NMF atoms per source class.")] = 32,
+    nmf_seconds: Annotated[float, typer.Option(help="NMF training audio per class (s).")] = 60.0,
+    keep: Annotated[Path | None, typer.Option(help="Keep every system's estimates here.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N mixtures.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads of torch and BLAS for every system.")
+    ] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-mixture rows (CSV).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Rows, summary and setup as JSON on stdout.")
+    ] = False,
+    device: Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")] = (
+        "auto"
+    ),
+    steps: Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")] = 50,
+    solver: Annotated[str, typer.Option(help="hybrid, dsg or dps.")] = "hybrid",
+    init: Annotated[str, typer.Option(help="noisy-mixture, noise or mixture.")] = "noisy-mixture",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
+    segment: Annotated[
+        float | None, typer.Option(help="Segment seconds (default: the priors').")
+    ] = None,
+    overlap: Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")] = 0.25,
+    batch_size: Annotated[int, typer.Option(help="Segments separated at once.")] = 4,
+    consistency: Annotated[
+        bool, typer.Option(help="Make the separated sources sum to the mixture.")
+    ] = True,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Score separation against references, with baselines and cost, in one run."""
+    with user_errors(verbose):
+        from .baselines import NMFConfig
+        from .bench import BenchOptions
+        from .config import SeparateConfig
+
+        cfg = SeparateConfig(
+            steps=steps,
+            solver=solver,
+            init=init,
+            seed=seed,
+            segment=segment,
+            overlap=overlap,
+            batch_size=batch_size,
+            consistency=consistency,
+        )
+        opts = BenchOptions(
+            sources=[s.strip() for s in sources.split(",")] if sources else None,
+            refs=refs,
+            estimates=parse_estimates(estimates or []),
+            separate=separate,
+            baselines=parse_baselines(baselines),
+            nmf_train={k: Path(v) for k, v in parse_pairs(nmf_train, "--nmf-train").items()},
+            nmf=NMFConfig(rank=nmf_rank, seconds=nmf_seconds),
+            keep=keep,
+            overwrite=overwrite,
+            limit=limit,
+        )
+        with cpu_threads(threads):
+            run_bench(folder, opts, cfg, device, csv_path, as_json, quiet)
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Limit torch and BLAS/OpenMP pools (threadpoolctl, where installed) to ``n`` threads."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise DiffsepError("--threads must be at least 1")
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(n):
+        yield
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+    )
+
+
+def run_bench(
+    folder: Path,
+    opts: BenchOptions,
+    cfg: SeparateConfig,
+    device: str,
+    csv_path: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> BenchResult:
+    """Run the benchmark with progress bars on stderr; print the table or JSON; write CSV."""
+    from .bench import benchmark
+    from .separate_cli import resolve_device
+
+    if "nmf" in opts.baselines and not opts.nmf_train:
+        raise DiffsepError("the nmf baseline needs --nmf-train CLASS=DIR,... (single sources)")
+    dev = resolve_device(device)
+    progress = _progress(err, not (quiet or as_json) and err.is_terminal)
+    with progress:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        result = benchmark(folder, opts, cfg, dev, progress=update)
+    if csv_path is not None:
+        write_csv(csv_path, result.rows)
+    if as_json:
+        doc = {"meta": result.meta, "summary": result.summary, "rows": result.rows}
+        out.print_json(json.dumps(_finite(doc)))
+    elif not quiet:
+        print_summary(result, opts.keep)
+    return result
+
+
+def print_summary(result: BenchResult, keep: Path | None) -> None:
+    """The table (200 columns wide when not on a terminal), then the setup lines."""
+    wide = out if out.is_terminal else Console(file=out.file, width=200, highlight=False)
+    wide.print(summary_table(result))
+    meta = result.meta
+    out.print(f"# {meta['mixtures']} mixtures; {meta['device']}; CPU threads {meta['threads']}")
+    for p in meta["priors"]:
+        out.print(f"# prior {p['spec']}: weights {p['revision']}")
+    if "nmf" in meta:
+        out.print(f"# nmf dictionaries trained in {meta['nmf']['train_s']:.1f} s")
+    if keep is not None:
+        out.print(f"# estimates kept in {keep}")
+
+
+def _finite(x: Any) -> Any:
+    """NaN and inf become null (strict JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _cell(stats: dict[str, float] | None, digits: int = 2) -> str:
+    """``mean ±half-width`` over ``med median`` (half-width of the 95 % t-interval)."""
+    if not stats or not stats["n"]:
+        return "-"
+    half = (stats["hi"] - stats["lo"]) / 2
+    ci = f" ±{half:.{digits}f}" if math.isfinite(half) else ""
+    return f"{stats['mean']:.{digits}f}{ci}\nmed {stats['median']:.{digits}f}"
+
+
+def _memory(s: dict[str, Any]) -> str:
+    rss, gpu = s.get("peak_rss_mb"), s.get("peak_gpu_mb")
+    text = "-" if rss is None else f"{rss:.0f}"
+    return text if gpu is None else f"{text}\nGPU {gpu:.0f}"
+
+
+def summary_table(result: BenchResult) -> Table:
+    """Per task and system: metrics (mean ±95 % CI, median), RTF, peak memory, steps, device."""
+    metrics = [m for m in LABELS if any(m in s for s in result.summary)]
+    table = Table(caption="mean ±95 % t-interval half-width; med = median over mixtures")
+    for col in ("task", "system", "n", *(LABELS[m] for m in metrics), "peak MB", "steps"):
+        table.add_column(col, justify="left" if col in ("task", "system") else "right")
+    table.add_column("device")
+    for s in result.summary:
+        cells = [_cell(s.get(m), 3 if m in ("estoi", "rtf") else 2) for m in metrics]
+        extra = [_memory(s), str(s["steps"] or "-"), str(s["device"] or "-")]
+        table.add_row(s["task"], s["system"], str(s["n"]), *cells, *extra, end_section=True)
+    return table
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One line per (mixture, system); per-source metrics as ``si_sdr.s1`` columns."""
+    flat = []
+    for row in rows:
+        line = {k: v for k, v in row.items() if k != "sources"}
+        for src in row["sources"]:
+            stem = Path(src["ref"]).stem
+            line.update({f"{k}.{stem}": v for k, v in src.items() if k != "ref"})
+        flat.append(line)
+    fields = list(dict.fromkeys(k for line in flat for k in line))
+    try:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, restval="")
+            writer.writeheader()
+            writer.writerows(flat)
+    except OSError as exc:
+        raise DiffsepError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@app.command("make-mixtures")
+def make_mixtures_cmd(
+    src_dirs: Annotated[
+        list[Path], typer.Argument(help="Single-source folders (class = each file's subfolder).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Evaluation folder to write.")],
+    sources: Annotated[
+        str, typer.Option("--sources", "-s", help="Prior of each source: speech,sfx.")
+    ],
+    n: Annotated[int, typer.Option("-n", help="Number of mixtures.")] = 100,
+    seed: Annotated[int, typer.Option(help="Same seed, same mixtures.")] = 0,
+    duration: Annotated[float, typer.Option(help="Mixture seconds.")] = 4.0,
+    sample_rate: Annotated[int, typer.Option(help="Sample rate of the written files.")] = 16000,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Build an evaluation folder the paper's way (4 s, -25..-20 dBFS, overlapping sources)."""
+    with user_errors(verbose):
+        from .mixtures import MixRecipe, make_mixtures
+
+        recipe = MixRecipe(duration=duration, sample_rate=sample_rate)
+        progress = _progress(err, not quiet and err.is_terminal)
+        with progress:
+            task = progress.add_task("mixtures", total=n)
+            folders = make_mixtures(
+                src_dirs,
+                out_dir,
+                [s.strip() for s in sources.split(",")],
+                n,
+                seed,
+                recipe=recipe,
+                overwrite=overwrite,
+                progress=lambda stage, done, total: progress.update(task, completed=done),
+            )
+        if not quiet:
+            out.print(f"wrote {len(folders)} mixtures to {out_dir}")
