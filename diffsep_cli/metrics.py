@@ -50,14 +50,16 @@ def bss_sdr(est: Tensor, ref: Tensor, filter_length: int = BSS_FILTER) -> Tensor
 
     The SDR of a pair only depends on that estimate and reference (the distortion filter
     projects onto the target's delayed copies), so each pair is one single-channel problem.
-    Values are clamped to +-100 dB.
+    Values are clamped to +-100 dB. Computed with fast_bss_eval's numpy backend: its torch
+    backend's ``torch.linalg.solve`` failed intermittently ("Pivots given to lu_solve") after
+    other work had changed torch's thread settings in the same process.
     """
     import fast_bss_eval
 
-    pairs_ref = ref.double()[:, None, :]
-    pairs_est = est.double()[:, None, :]
+    pairs_ref = ref.detach().cpu().double().numpy()[:, None, :]
+    pairs_est = est.detach().cpu().double().numpy()[:, None, :]
     sdr = fast_bss_eval.sdr(pairs_ref, pairs_est, filter_length=filter_length, clamp_db=SDR_CLAMP)
-    return sdr[:, 0]
+    return torch.from_numpy(sdr[:, 0]).to(est.device)
 
 
 def best_permutation(scores: Tensor, groups: Sequence[Sequence[int]]) -> list[int]:
