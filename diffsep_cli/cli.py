@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
 from .errors import EXIT_ERROR, EXIT_INTERRUPTED, DiffsepError
@@ -29,6 +30,28 @@ out = Console(highlight=False, soft_wrap=True)
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="Show tracebacks.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no notices.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+# separation options shared by `separate` and `bench` (same names, same help)
+Device = Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")]
+Steps = Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")]
+Solver = Annotated[str, typer.Option(help="hybrid, dsg or dps.")]
+Init = Annotated[str, typer.Option(help="noisy-mixture, noise or mixture.")]
+Seed = Annotated[int, typer.Option(help="Random seed (same seed, same output).")]
+Segment = Annotated[float | None, typer.Option(help="Segment seconds (default: the priors').")]
+Overlap = Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")]
+BatchSize = Annotated[int, typer.Option(help="Segments separated at once.")]
+Consistency = Annotated[bool, typer.Option(help="Make the sources sum to the mixture.")]
+
+
+def make_progress(console: Console, enabled: bool) -> Progress:
+    """The progress display of every command: stderr, off when not wanted or not a terminal."""
+    return Progress(
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+    )
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -90,21 +113,15 @@ def separate_cmd(
     subtype: Annotated[
         str | None, typer.Option(help="PCM_16, PCM_24, FLOAT, ... (default: the input's).")
     ] = None,
-    device: Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")] = (
-        "auto"
-    ),
-    steps: Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")] = 50,
-    solver: Annotated[str, typer.Option(help="hybrid, dsg or dps.")] = "hybrid",
-    init: Annotated[str, typer.Option(help="noisy-mixture, noise or mixture.")] = "noisy-mixture",
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
-    segment: Annotated[
-        float | None, typer.Option(help="Segment seconds (default: the priors').")
-    ] = None,
-    overlap: Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")] = 0.25,
-    batch_size: Annotated[int, typer.Option(help="Segments separated at once.")] = 4,
-    consistency: Annotated[
-        bool, typer.Option(help="Make the written sources sum to the input.")
-    ] = True,
+    device: Device = "auto",
+    steps: Steps = 50,
+    solver: Solver = "hybrid",
+    init: Init = "noisy-mixture",
+    seed: Seed = 0,
+    segment: Segment = None,
+    overlap: Overlap = 0.25,
+    batch_size: BatchSize = 4,
+    consistency: Consistency = True,
     per_channel: Annotated[
         bool, typer.Option(help="Separate each channel instead of the mono downmix.")
     ] = False,

@@ -13,10 +13,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import Overwrite, Quiet, Verbose, app, err, out, user_errors
+from .cli import (
+    BatchSize,
+    Consistency,
+    Device,
+    Init,
+    Overlap,
+    Overwrite,
+    Quiet,
+    Seed,
+    Segment,
+    Solver,
+    Steps,
+    Verbose,
+    app,
+    err,
+    make_progress,
+    out,
+    user_errors,
+)
 from .errors import DiffsepError
 
 if TYPE_CHECKING:
@@ -105,21 +122,15 @@ def bench_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Rows, summary and setup as JSON on stdout.")
     ] = False,
-    device: Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")] = (
-        "auto"
-    ),
-    steps: Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")] = 50,
-    solver: Annotated[str, typer.Option(help="hybrid, dsg or dps.")] = "hybrid",
-    init: Annotated[str, typer.Option(help="noisy-mixture, noise or mixture.")] = "noisy-mixture",
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
-    segment: Annotated[
-        float | None, typer.Option(help="Segment seconds (default: the priors').")
-    ] = None,
-    overlap: Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")] = 0.25,
-    batch_size: Annotated[int, typer.Option(help="Segments separated at once.")] = 4,
-    consistency: Annotated[
-        bool, typer.Option(help="Make the separated sources sum to the mixture.")
-    ] = True,
+    device: Device = "auto",
+    steps: Steps = 50,
+    solver: Solver = "hybrid",
+    init: Init = "noisy-mixture",
+    seed: Seed = 0,
+    segment: Segment = None,
+    overlap: Overlap = 0.25,
+    batch_size: BatchSize = 4,
+    consistency: Consistency = True,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -176,17 +187,6 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         yield
 
 
-def _progress(console: Console, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-    )
-
-
 def run_bench(
     folder: Path,
     opts: BenchOptions,
@@ -203,7 +203,7 @@ def run_bench(
     if "nmf" in opts.baselines and not opts.nmf_train:
         raise DiffsepError("the nmf baseline needs --nmf-train CLASS=DIR,... (single sources)")
     dev = resolve_device(device)
-    progress = _progress(err, not (quiet or as_json) and err.is_terminal)
+    progress = make_progress(err, not (quiet or as_json) and err.is_terminal)
     with progress:
         tasks: dict[str, Any] = {}
 
@@ -318,7 +318,7 @@ def make_mixtures_cmd(
         from .mixtures import MixRecipe, make_mixtures
 
         recipe = MixRecipe(duration=duration, sample_rate=sample_rate)
-        progress = _progress(err, not quiet and err.is_terminal)
+        progress = make_progress(err, not quiet and err.is_terminal)
         with progress:
             task = progress.add_task("mixtures", total=n)
             folders = make_mixtures(

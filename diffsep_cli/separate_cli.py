@@ -10,9 +10,9 @@ from typing import Any
 import soundfile as sf
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .audio import audio_info, find_audio
+from .cli import make_progress
 from .config import SeparateConfig
 from .errors import DiffsepError
 from .hub import load_prior
@@ -94,18 +94,6 @@ def plan_jobs(
     return jobs, skipped
 
 
-def _progress(console: Console, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=not enabled,
-    )
-
-
 def run_separate(
     inputs: list[Path],
     sources: str,
@@ -136,7 +124,7 @@ def run_separate(
     for path in skipped:
         if notices:
             console.print(f"skipped {path} (outputs exist)")
-    progress = _progress(console, notices and console.is_terminal)
+    progress = make_progress(console, notices and console.is_terminal)
     results: list[FileResult] = []
     try:
         with progress:

@@ -299,9 +299,9 @@ def test_long_input_memory_stays_flat(tmp_path: Path) -> None:
         )
         for m in (1, 10)
     }
-    # 10 minutes are 53 MB as float32 at 22.05 kHz, 38 MB at 16 kHz, times three outputs:
-    # holding the file whole would show
-    assert peaks[10] < peaks[1] + 40, peaks
+    # Holding the file would cost ~270 MB here (22.05 kHz input, 16 kHz copy and two sources at
+    # both rates, float32). Allocator noise: +-16 MB run to run, +49 MB once in CI (1 -> 10 min).
+    assert peaks[10] < peaks[1] + 100, peaks
     assert sf.info(tmp_path / "out" / "long10" / "sfx.wav").frames == 600 * 22050
 
 
