@@ -242,6 +242,7 @@ def train_cmd(
             checkpoint_every=checkpoint_every,
             resume=resume,
             device=device,
+            compile=compile,
             quiet=quiet,
             console=err,
         )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,23 @@ from .prior import CONFIG_NAME, WEIGHTS_NAME, Prior, save_prior
 Callback = Callable[[dict[str, Any]], None]
 
 
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (kill, job schedulers) like Ctrl-C, so that training ends in a checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -46,6 +65,16 @@ def _dist() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _truncate_log(log: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint a run resumes from (they are re-run)."""
+    if not log.exists():
+        return
+    rows = [line for line in log.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["step"] <= step]
+    if len(kept) < len(rows):
+        log.write_text("".join(line + "\n" for line in kept))
 
 
 def _ema_update(ema: Prior, online: Prior, decay: float) -> None:
@@ -187,6 +216,7 @@ def train(
     log = out / "train" / "log.jsonl"
     if rank == 0:
         log.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log, step)
         (out / "train" / "train_config.json").write_text(json.dumps(asdict(tc), indent=2))
     info: dict[str, Any] = {
         "world": world,

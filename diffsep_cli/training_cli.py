@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import PRESETS, PriorConfig, TrainConfig
 from .errors import DiffsepError
-from .train import train
+from .train import sigterm_as_interrupt, train
 
 
 def resolve_config(preset: str, name: str) -> PriorConfig:
@@ -40,6 +40,7 @@ def run_training(
     checkpoint_every: int,
     resume: bool,
     device: str,
+    compile: bool,
     quiet: bool,
     console: Console,
 ) -> None:
@@ -71,7 +72,7 @@ def run_training(
         progress.update(task, completed=row["step"], status=status)
 
     try:
-        with progress:
+        with progress, sigterm_as_interrupt():
             result = train(
                 resolve_config(preset, name),
                 tc,
@@ -81,6 +82,7 @@ def run_training(
                 labels_from_folders=labels_from_folders,
                 resume=resume,
                 device=device,
+                compile=compile,
                 callback=callback,
             )
     except KeyboardInterrupt:

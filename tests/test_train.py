@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,19 @@ def test_train_is_deterministic(corpus: Path, tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [1, 2, 3]
 
 
+def test_resume_drops_log_rows_after_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    cfg = PRESETS["tiny"]
+    tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100)
+    train(cfg, tc, [corpus], tmp_path)
+    log = tmp_path / "train" / "log.jsonl"
+    with log.open("a") as f:  # a crash after logging step 3 but before checkpointing it
+        f.write(json.dumps({"step": 3, "loss": 1.0}) + "\n")
+    train(cfg, replace(tc, steps=4), [corpus], tmp_path, resume=True)
+    steps = [json.loads(r)["step"] for r in log.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert json.loads(log.read_text().splitlines()[2])["loss"] != 1.0
+
+
 def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "diffsep_cli", *args],
@@ -105,7 +119,8 @@ def test_cli_train_resume_and_labels(corpus: Path, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no such file or folder" in missing.stderr
 
 
-def test_ctrl_c_saves_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_saves_a_checkpoint(corpus: Path, tmp_path: Path, sig: int) -> None:
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -133,7 +148,7 @@ def test_ctrl_c_saves_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
     deadline = time.time() + 300
     while not (log.exists() and log.read_text().strip()) and time.time() < deadline:
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "checkpoint saved" in stderr
