@@ -99,8 +99,10 @@ class _Separator:
         return list(out.cpu().reshape(n, c, -1, length))
 
     def push(self, index: int, seg: Tensor) -> list[Tensor]:
+        # a shorter (last) segment cannot share a batch with full ones
+        done = self.flush() if self.pending and self.pending[0][1].shape != seg.shape else []
         self.pending.append((index, seg))
-        return self._run() if len(self.pending) >= self.cfg.batch_size else []
+        return done + (self._run() if len(self.pending) >= self.cfg.batch_size else [])
 
     def flush(self) -> list[Tensor]:
         return self._run() if self.pending else []

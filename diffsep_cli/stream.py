@@ -40,19 +40,23 @@ class Segmenter:
         while self.buffer.shape[-1] >= self.segment:
             yield self._next()
 
-    def _next(self) -> Tensor:
+    def _next(self, trim: bool = False) -> Tensor:
         assert self.buffer is not None
-        seg = self.buffer[:, : self.segment]
-        seg = torch.nn.functional.pad(seg, (0, self.segment - seg.shape[-1]))
+        size = self.segment
+        if trim:  # the last segment: only as long as the samples left (and two overlaps)
+            size = min(size, max(self.buffer.shape[-1], 2 * self.overlap, 1))
+        seg = self.buffer[:, :size]
+        seg = torch.nn.functional.pad(seg, (0, size - seg.shape[-1]))
         self.buffer, self.count = self.buffer[:, self.hop :], self.count + 1
         return seg
 
     def finish(self) -> Iterator[Tensor]:
-        """Yield the zero-padded last segment(s) still owed for the samples fed so far."""
+        """Yield the last segment(s) still owed for the samples fed so far: [C, S'] with
+        S' <= S just long enough for the samples left (no compute spent on padding)."""
         if self.buffer is None:
             return
         for _ in range(segment_count(self.total, self.segment, self.overlap) - self.count):
-            yield self._next()
+            yield self._next(trim=True)
 
 
 def _best_permutation(prev: Tensor, cur: Tensor, groups: Sequence[Sequence[int]]) -> list[int]:
@@ -83,10 +87,11 @@ class OverlapAdd:
         self.tail: Tensor | None = None  # raw (unfaded) last ``overlap`` samples
 
     def push(self, seg: Tensor) -> Tensor:
-        """Add the next segment [C, K, S]; return the samples now final, [C, K, S - O]."""
-        o = self.overlap
+        """Add the next segment [C, K, S] (the last may be shorter, >= 2 O); return the
+        samples now final, [C, K, S - O]."""
+        o, size = self.overlap, seg.shape[-1]
         if self.tail is None:
-            out = seg[..., : self.segment - o]
+            out = seg[..., : size - o]
         else:
             seg = (
                 torch.stack(
@@ -99,8 +104,8 @@ class OverlapAdd:
                 else seg
             )
             head = self.tail * self.fade_out + seg[..., :o] * self.fade_in
-            out = torch.cat([head, seg[..., o : self.segment - o]], dim=-1)
-        self.tail = seg[..., self.segment - o :]
+            out = torch.cat([head, seg[..., o : size - o]], dim=-1)
+        self.tail = seg[..., size - o :]
         return out
 
     def finish(self) -> Tensor:

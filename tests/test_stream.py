@@ -61,3 +61,17 @@ def test_same_class_sources_keep_identity_across_segments() -> None:
 def test_overlap_bounds() -> None:
     with pytest.raises(ValueError):
         Segmenter(100, 60)
+
+
+@pytest.mark.parametrize(("length", "last"), [(30, 50), (60, 60), (200, 50), (210, 60), (250, 100)])
+def test_last_segment_is_trimmed_to_the_samples_left(length: int, last: int) -> None:
+    sizes: list[int] = []
+
+    def model(s: torch.Tensor) -> torch.Tensor:
+        sizes.append(s.shape[-1])
+        return s[:, None]
+
+    x = torch.randn(1, length)
+    y, count = _run(x, 100, 25, 64, model)
+    assert sizes == [100] * (count - 1) + [last]
+    assert torch.allclose(y[0, 0, :length], x[0], atol=1e-6)
