@@ -5,6 +5,7 @@ and stream every source to its own file (written under a temporary name, renamed
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -130,6 +131,70 @@ def output_format(info: sf._SoundFileInfo, fmt: str | None, subtype: str | None)
     return fmt, subtype
 
 
+def _segments(
+    path: Path, c: int, clip: list[int], rate: int, segmenter: Segmenter
+) -> Iterator[Tensor]:
+    """The input as [C, S] segments at the priors' ``rate`` (the last one trimmed), read
+    and resampled in blocks."""
+    down = soxr.ResampleStream(audio_info(path).samplerate, rate, c, dtype="float32", quality="HQ")
+    for x in _input_blocks(path, c, clip):
+        yield from segmenter.push(torch.from_numpy(down.resample_chunk(x).T.copy()))
+    tail = down.resample_chunk(np.zeros((0, c), np.float32), last=True)
+    yield from segmenter.push(torch.from_numpy(tail.T.copy()))
+    yield from segmenter.finish()
+
+
+class _Writer:
+    """Cross-fades separated segments [C, K, S], resamples them to the input rate, restores
+    mixture consistency there (the residual shared equally) and streams each source to its
+    file, cropped to the input's exact length."""
+
+    def __init__(
+        self,
+        files: list[sf.SoundFile],
+        path: Path,
+        ola: OverlapAdd,
+        rate: int,
+        shape: tuple[int, int],
+        consistency: bool,
+    ) -> None:
+        info = audio_info(path)
+        self.files, self.ola, (self.c, self.k) = files, ola, shape
+        self.frames, self.n_prior = info.frames, math.ceil(info.frames * rate / info.samplerate)
+        self.up = soxr.ResampleStream(
+            rate, info.samplerate, self.c * self.k, dtype="float32", quality="HQ"
+        )
+        self.mix = _input_blocks(path, self.c, [0]) if consistency else None
+        self.mix_buf = np.zeros((0, self.c), dtype=np.float32)
+        self.emitted = self.written = 0
+
+    def push(self, seg: Tensor) -> None:
+        self._emit(self.ola.push(seg))
+
+    def finish(self) -> None:
+        self._emit(self.ola.finish(), last=True)
+        if self.written < self.frames:  # resampler rounding: pad the last few samples
+            self._write(np.zeros((self.frames - self.written, self.c * self.k), np.float32))
+        for f in self.files:
+            f.close()
+
+    def _emit(self, block: Tensor, last: bool = False) -> None:  # [C, K, n] at the prior rate
+        block = block[..., : max(0, self.n_prior - self.emitted)]
+        self.emitted += block.shape[-1]
+        self._write(self.up.resample_chunk(block.reshape(self.c * self.k, -1).T.numpy(), last=last))
+
+    def _write(self, y: np.ndarray) -> None:  # [n, C*K] at the input rate
+        y = y[: self.frames - self.written].reshape(-1, self.c, self.k)
+        if self.mix is not None:
+            while len(self.mix_buf) < len(y):
+                self.mix_buf = np.concatenate([self.mix_buf, next(self.mix)])
+            mix, self.mix_buf = self.mix_buf[: len(y)], self.mix_buf[len(y) :]
+            y = y + ((mix - y.sum(axis=2)) / self.k)[:, :, None]
+        for j, f in enumerate(self.files):
+            f.write(y[:, :, j])
+        self.written += len(y)
+
+
 def separate_file(
     path: Path,
     outputs: dict[str, Path],
@@ -151,19 +216,10 @@ def separate_file(
     seg_len = round((cfg.segment or min(p.config.segment for p in src.priors) / rate) * rate)
     overlap = round(cfg.overlap * seg_len)
     c = info.channels if cfg.per_channel else 1
-    k = len(src.priors)
-    n_prior = math.ceil(info.frames * rate / info.samplerate)
-    total = segment_count(n_prior, seg_len, overlap)
+    total = segment_count(math.ceil(info.frames * rate / info.samplerate), seg_len, overlap)
     result = FileResult(path, outputs, info.frames / info.samplerate, segments=total)
-    start, clip, done = time.perf_counter(), [0], [0]
-    segmenter, ola = Segmenter(seg_len, overlap), OverlapAdd(seg_len, overlap, src.groups)
+    start, clip = time.perf_counter(), [0]
     separator = _Separator(src, cfg, torch.device(device), progress)
-    down = soxr.ResampleStream(info.samplerate, rate, c, dtype="float32", quality="HQ")
-    up = soxr.ResampleStream(rate, info.samplerate, c * k, dtype="float32", quality="HQ")
-    emitted, written = [0], [0]
-    mix_reader = _input_blocks(path, c, [0])
-    mix_buf = np.zeros((0, c), dtype=np.float32)
-
     with ExitStack() as stack:
         tmps = {n: stack.enter_context(atomic_file(p, overwrite)) for n, p in outputs.items()}
         files = [
@@ -172,44 +228,17 @@ def separate_file(
             )
             for n in src.names
         ]
-
-        def write(y: np.ndarray) -> None:  # y: [n, C*K] at the input rate
-            nonlocal mix_buf
-            y = y[: info.frames - written[0]].reshape(-1, c, k)
-            if cfg.consistency:  # exact at the output rate: share the residual equally
-                while len(mix_buf) < len(y):
-                    mix_buf = np.concatenate([mix_buf, next(mix_reader)])
-                mix, mix_buf = mix_buf[: len(y)], mix_buf[len(y) :]
-                y = y + ((mix - y.sum(axis=2)) / k)[:, :, None]
-            for j, f in enumerate(files):
-                f.write(y[:, :, j])
-            written[0] += len(y)
-
-        def emit(block: Tensor, last: bool = False) -> None:  # block: [C, K, n] prior rate
-            block = block[..., : max(0, n_prior - emitted[0])]
-            emitted[0] += block.shape[-1]
-            write(up.resample_chunk(block.reshape(c * k, -1).T.numpy(), last=last))
-
-        def handle(segments: list[Tensor]) -> None:
-            for seg in segments:
-                emit(ola.push(seg))
-                done[0] += 1
-                progress("segments", done[0], total)
-
-        for x in _input_blocks(path, c, clip):
-            for seg in segmenter.push(torch.from_numpy(down.resample_chunk(x).T.copy())):
-                handle(separator.push(segmenter.count - 1, seg))
-        for seg in segmenter.push(
-            torch.from_numpy(down.resample_chunk(np.zeros((0, c), np.float32), last=True).T.copy())
-        ):
-            handle(separator.push(segmenter.count - 1, seg))
-        for seg in segmenter.finish():
-            handle(separator.push(segmenter.count - 1, seg))
-        handle(separator.flush())
-        emit(ola.finish(), last=True)
-        if written[0] < info.frames:  # resampler rounding: pad the last few samples
-            write(np.zeros((info.frames - written[0], c * k), dtype=np.float32))
-        for f in files:
-            f.close()
+        ola = OverlapAdd(seg_len, overlap, src.groups)
+        writer = _Writer(files, path, ola, rate, (c, len(src.priors)), cfg.consistency)
+        done = 0
+        segments = itertools.chain(
+            _segments(path, c, clip, rate, Segmenter(seg_len, overlap)), [None]
+        )
+        for index, seg in enumerate(segments):  # streamed: one segment at a time
+            for out in separator.flush() if seg is None else separator.push(index, seg):
+                writer.push(out)
+                done += 1
+                progress("segments", done, total)
+        writer.finish()
     result.wall, result.clipped = time.perf_counter() - start, clip[0]
     return result
