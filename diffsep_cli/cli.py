@@ -214,6 +214,9 @@ def train_cmd(
     steps: Annotated[int, typer.Option(help="Total optimisation steps.")] = 100_000,
     batch: Annotated[int, typer.Option(help="Crops per step (per process).")] = 8,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
+    min_snr: Annotated[
+        float, typer.Option(help="Min-SNR-gamma loss weighting (0: plain eps-MSE).")
+    ] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
@@ -238,6 +241,7 @@ def train_cmd(
             steps=steps,
             batch=batch,
             lr=lr,
+            min_snr=min_snr,
             seed=seed,
             checkpoint_every=checkpoint_every,
             resume=resume,

@@ -160,6 +160,7 @@ class TrainConfig:
     warmup: int = 200
     ema_decay: float = 0.999
     grad_clip: float = 1.0
+    min_snr: float = 5.0  # Min-SNR-gamma loss weight min(SNR, gamma)/SNR; 0: plain eps-MSE
     label_dropout: float = 0.1  # only for class-conditional priors
     level_low: float = -25.0  # crops are RMS-normalised to U[level_low, level_high] dBFS
     level_high: float = -20.0

@@ -73,3 +73,16 @@ def q_sample(x0: Tensor, abar: Tensor | float, noise: Tensor) -> Tensor:
     """Diffuse x0 to noise level abar: sqrt(abar) x0 + sqrt(1 - abar) noise."""
     abar_t = torch.as_tensor(abar, dtype=x0.dtype, device=x0.device)
     return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * noise
+
+
+def min_snr_weights(abar: Tensor, gamma: float) -> Tensor:
+    """Per-timestep weights of the eps-MSE, min(SNR_t, gamma) / SNR_t (Hang et al. 2023,
+    "Efficient Diffusion Training via Min-SNR Weighting"); all ones for gamma <= 0. [T] -> [T].
+
+    Low-noise steps, whose eps-loss is large but matters little for what a source *is*, are
+    down-weighted, so training spends its updates on the mid and high noise levels.
+    """
+    if gamma <= 0:
+        return torch.ones_like(abar)
+    snr = abar / (1 - abar)
+    return snr.clamp(max=gamma) / snr

@@ -27,6 +27,7 @@ from torch import Tensor
 from .card import model_card
 from .config import PriorConfig, TrainConfig
 from .data import Clips, CropSampler, load_clips
+from .diffusion import min_snr_weights
 from .errors import DiffsepError
 from .prior import CONFIG_NAME, WEIGHTS_NAME, Prior, save_prior
 
@@ -110,6 +111,9 @@ def _card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str) ->
         "steps": info["step"],
         "batch": f"{tc.batch} x {cfg.segment / cfg.sample_rate:g} s crops x {info['world']} ranks",
         "optimiser": f"AdamW lr {tc.lr:g}, wd {tc.weight_decay:g}, clip {tc.grad_clip:g}",
+        "loss": "eps-MSE"
+        + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
+        + " (valid loss unweighted)",
         "EMA decay": tc.ema_decay,
         "wall time": f"{info['seconds'] / 3600:.2f} h on {info['device']}",
         "train loss (last interval)": f"{info['loss']:.4f}",
@@ -213,6 +217,7 @@ def train(
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
     )
+    weights = min_snr_weights(online.schedule.alphas_cumprod, tc.min_snr)
     log = out / "train" / "log.jsonl"
     if rank == 0:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +254,8 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
             with amp:
-                loss = model(x0.to(device), t.to(device), noise.to(device), lab.to(device)).mean()
+                per_item = model(x0.to(device), t.to(device), noise.to(device), lab.to(device))
+                loss = (per_item * weights[t].to(device)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(online.parameters(), tc.grad_clip)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diffsep_cli.config import DiffusionConfig, GuidanceConfig
-from diffsep_cli.diffusion import ddpm_schedule, network_timestep, respace
+from diffsep_cli.diffusion import ddpm_schedule, min_snr_weights, network_timestep, respace
 from diffsep_cli.guidance import step_radius
 from diffsep_cli.sampling import sample_ddpm, stacked_randn_like
 
@@ -94,3 +94,14 @@ def test_sampler_closed_form_gaussian(steps: int) -> None:
     assert out.std().item() == pytest.approx(math.sqrt(var), rel=0.02)
     if steps == 200:
         assert out.std().item() == pytest.approx(s, rel=0.03)
+
+
+def test_min_snr_weights() -> None:
+    abar = ddpm_schedule(DiffusionConfig()).alphas_cumprod
+    snr = abar / (1 - abar)
+    w = min_snr_weights(abar, 5.0)
+    assert torch.all(w <= 1) and torch.all(w > 0)
+    assert torch.equal(w[snr <= 5], torch.ones_like(w[snr <= 5]))
+    assert torch.allclose(w[snr > 5], 5 / snr[snr > 5])
+    assert float(w[0]) < 0.01 and float(w[-1]) == 1.0  # clean end down-weighted
+    assert torch.equal(min_snr_weights(abar, 0.0), torch.ones_like(abar))
