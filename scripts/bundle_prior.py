@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--kind", choices=sorted(DATA), required=True)
     ap.add_argument("--quality", type=Path)
+    ap.add_argument("--history", default="", help="how the recipe changed across resumes")
     ap.add_argument("--models", type=Path, default=Path("models"))
     args = ap.parse_args()
     prior = load_prior_dir(args.run)
@@ -56,13 +57,19 @@ def main() -> None:
         if r["valid_loss"] is not None:
             seen.setdefault(r["valid_loss"], r["step"])
     curve = ", ".join(f"{step}: {loss:.4f}" for loss, step in seen.items())
+    tc = json.loads((args.run / "train" / "train_config.json").read_text())  # the last resume's
+    seconds = prior.config.segment / prior.config.sample_rate
     training = {
         "steps": state_step,
-        "batch": "8 x 2 s crops, RMS level U[-25, -20] dBFS, random polarity",
-        "optimiser": "AdamW lr 2e-4 (200 warm-up steps), wd 0.01, grad clip 1, EMA 0.999",
-        "hardware": "2 shared CPU cores (torch 2.13 CPU, torch.compile)",
+        "batch": f"{tc['batch']} x {seconds:g} s crops, RMS level "
+        f"U[{tc['level_low']:g}, {tc['level_high']:g}] dBFS, random polarity",
+        "optimiser": f"AdamW lr {tc['lr']:g} ({tc['warmup']} warm-up steps), wd "
+        f"{tc['weight_decay']:g}, grad clip {tc['grad_clip']:g}, EMA {tc['ema_decay']:g}",
+        "loss": "eps-MSE" + (f", Min-SNR-{tc['min_snr']:g}" if tc.get("min_snr") else ""),
+        "recipe history": args.history or "-",
+        "hardware": "2 shared CPU cores (torch 2.13 CPU)",
         "wall time": f"{state['seconds'] / 3600:.2f} h",
-        "valid loss (EMA) by step": curve,
+        "valid loss (EMA, unweighted) by step": curve,
     }
     quality = json.loads(args.quality.read_text()) if args.quality else None
     card = model_card(
