@@ -66,6 +66,15 @@ def test_train_is_deterministic(corpus: Path, tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [1, 2, 3]
 
 
+def test_min_snr_weighting_reaches_the_loss(corpus: Path, tmp_path: Path) -> None:
+    cfg = PRESETS["tiny"]
+    tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100)
+    runs = {g: train(cfg, replace(tc, min_snr=g), [corpus], tmp_path / str(g)) for g in (0, 5)}
+    assert runs[5].loss < runs[0].loss  # same crops, steps and noise; weights <= 1
+    wa, wb = (load_file(str(tmp_path / str(g) / "train" / "online.safetensors")) for g in (0, 5))
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_resume_drops_log_rows_after_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
     cfg = PRESETS["tiny"]
     tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100)
