@@ -203,7 +203,7 @@ def train_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Prior folder to write.")],
     name: Annotated[str, typer.Option(help="Prior name (default: the --out folder name).")] = "",
     config: Annotated[
-        str, typer.Option(help="Preset (small, tiny, paper) or a config.json to start from.")
+        str, typer.Option(help="Preset (small, lite, tiny, paper) or a config.json to start from.")
     ] = "small",
     valid: Annotated[
         list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")

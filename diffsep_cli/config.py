@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +175,12 @@ class TrainConfig:
 SMALL_NET = NetConfig(
     hidden=16, emb=64, heads=2, depths=(0, 1, 2, 1, 0), n_fft=510, hop=255, latent_sup=8
 )
+# attention only in the latent level: 2.4x cheaper than small per guided step on CPU
+LITE_NET = replace(SMALL_NET, depths=(0, 0, 2, 0, 0))
 PRESETS = {
     "paper": PriorConfig(),
     "small": PriorConfig(net=SMALL_NET, segment=32000),
+    "lite": PriorConfig(net=LITE_NET, segment=32000),
     "tiny": PriorConfig(
         net=NetConfig(hidden=8, emb=16, heads=2, depths=(0, 1, 1, 1, 0), latent_sup=4),
         segment=16000,

@@ -34,6 +34,14 @@ from .prior import CONFIG_NAME, WEIGHTS_NAME, Prior, save_prior
 Callback = Callable[[dict[str, Any]], None]
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training, after the checkpoint of ``step`` was written."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM (kill, job schedulers) like Ctrl-C, so that training ends in a checkpoint."""
@@ -285,6 +293,6 @@ def train(
                 checkpoint()
     except KeyboardInterrupt:
         checkpoint()
-        raise
+        raise TrainingInterrupted(step) from None
     seconds = elapsed + time.perf_counter() - tick
     return TrainResult(step, info["loss"], info["valid"], seconds, out)

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import PRESETS, PriorConfig, TrainConfig
 from .errors import DiffsepError
-from .train import sigterm_as_interrupt, train
+from .train import TrainingInterrupted, sigterm_as_interrupt, train
 
 
 def resolve_config(preset: str, name: str) -> PriorConfig:
@@ -64,10 +64,8 @@ def run_training(
         disable=quiet or not console.is_terminal,
     )
     task = progress.add_task("train", total=steps, status="loading data")
-    last: dict[str, Any] = {}
 
     def callback(row: dict[str, Any]) -> None:
-        last.update(row)
         rate = row["step"] / max(row["seconds"], 1e-9)
         valid_s = "" if row["valid_loss"] is None else f" valid {row['valid_loss']:.4f}"
         status = f"loss {row['loss']:.4f}{valid_s} {rate:.2f} steps/s"
@@ -87,9 +85,9 @@ def run_training(
                 compile=compile,
                 callback=callback,
             )
-    except KeyboardInterrupt:
+    except TrainingInterrupted as stop:
         console.print(
-            f"interrupted: checkpoint saved in {out_dir} at step {last.get('step', 0)}"
+            f"interrupted: checkpoint saved in {out_dir} at step {stop.step}"
             f"; continue with --resume"
         )
         raise

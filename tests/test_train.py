@@ -163,6 +163,7 @@ def test_interrupt_saves_a_checkpoint(corpus: Path, tmp_path: Path, sig: int) ->
     assert "checkpoint saved" in stderr
     step = torch.load(out / "train" / "state.pt", weights_only=True)["step"]
     assert step >= 25  # first log row is at step 25
+    assert f"at step {step};" in stderr
     assert load_prior_dir(out).config.name == "run"
 
 
