@@ -33,7 +33,8 @@ for task in speech_sfx sfx_sfx speech_speech; do
         priors+="${priors:+,}$prior"
     done
     diffsep bench "$set_dir" -s "$priors" --limit "$n" --baselines mixture,oracle-irm,nmf \
-        --nmf-train speech=data/train/speech,sfx=data/train/sfx --json -q "$@" \
+        --nmf-train "$(basename "$speech")=data/train/speech,$(basename "$sfx")=data/train/sfx" \
+        --json -q "$@" \
         > "$out/$task.json"
     python3 - "$out/$task.json" <<'EOF'
 import json, sys
