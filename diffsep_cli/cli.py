@@ -204,7 +204,7 @@ def train_cmd(
     name: Annotated[str, typer.Option(help="Prior name (default: the --out folder name).")] = "",
     config: Annotated[
         str, typer.Option(help="Preset (small, lite, tiny, paper) or a config.json to start from.")
-    ] = "small",
+    ] = "lite",
     valid: Annotated[
         list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")
     ] = None,
