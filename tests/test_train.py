@@ -88,6 +88,11 @@ def test_resume_drops_log_rows_after_the_checkpoint(corpus: Path, tmp_path: Path
     assert json.loads(log.read_text().splitlines()[2])["loss"] != 1.0
 
 
+def _train_args(corpus: Path, out: Path, *extra: str) -> list[str]:
+    """``train`` with the tiny preset and batch 2 on the test corpus, plus ``extra``."""
+    return ["train", str(corpus), "--out", str(out), "--config", "tiny", "--batch", "2", *extra]
+
+
 def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "diffsep_cli", *args],
@@ -100,20 +105,7 @@ def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
 
 def test_cli_train_resume_and_labels(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "prior"
-    base = [
-        "train",
-        str(corpus),
-        "--out",
-        str(out),
-        "--config",
-        "tiny",
-        "--batch",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--labels-from-folders",
-        "-q",
-    ]
+    base = _train_args(corpus, out, "--checkpoint-every", "2", "--labels-from-folders", "-q")
     proc = _cli(*base, "--steps", "2")
     assert proc.returncode == 0, proc.stderr
     prior = load_prior_dir(out)
@@ -136,18 +128,7 @@ def test_interrupt_saves_a_checkpoint(corpus: Path, tmp_path: Path, sig: int) ->
             sys.executable,
             "-m",
             "diffsep_cli",
-            "train",
-            str(corpus),
-            "--out",
-            str(out),
-            "--config",
-            "tiny",
-            "--batch",
-            "2",
-            "--steps",
-            "100000",
-            "--checkpoint-every",
-            "100000",
+            *_train_args(corpus, out, "--steps", "100000", "--checkpoint-every", "100000"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -182,19 +163,7 @@ def test_ddp_two_cpu_processes_stay_in_sync(corpus: Path, tmp_path: Path) -> Non
             "--nproc_per_node=2",
             "-m",
             "diffsep_cli",
-            "train",
-            str(corpus),
-            "--out",
-            str(out),
-            "--config",
-            "tiny",
-            "--batch",
-            "2",
-            "--steps",
-            "4",
-            "--checkpoint-every",
-            "2",
-            "-q",
+            *_train_args(corpus, out, "--steps", "4", "--checkpoint-every", "2", "-q"),
         ],
         capture_output=True,
         text=True,
