@@ -217,6 +217,9 @@ def train_cmd(
     min_snr: Annotated[
         float, typer.Option(help="Min-SNR-gamma loss weighting (0: plain eps-MSE).")
     ] = 5.0,
+    cooldown: Annotated[
+        int, typer.Option(help="Decay the lr to 0 over the last N of --steps (0: constant).")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
@@ -242,6 +245,7 @@ def train_cmd(
             batch=batch,
             lr=lr,
             min_snr=min_snr,
+            cooldown=cooldown,
             seed=seed,
             checkpoint_every=checkpoint_every,
             resume=resume,

@@ -158,6 +158,7 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.01
     warmup: int = 200
+    cooldown: int = 0  # the last N steps decay the lr to 0 (1-sqrt; warmup-stable-decay)
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     min_snr: float = 5.0  # Min-SNR-gamma loss weight min(SNR, gamma)/SNR; 0: plain eps-MSE
@@ -169,6 +170,10 @@ class TrainConfig:
     log_every: int = 25
     valid_every: int = 500
     valid_items: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.cooldown <= self.steps:
+            raise ValueError(f"cooldown must be between 0 and steps ({self.steps})")
 
 
 # CPU-sized member of the family: no attention at full resolution (depth 0 at level 1)

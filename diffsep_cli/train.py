@@ -86,6 +86,15 @@ def _truncate_log(log: Path, step: int) -> None:
         log.write_text("".join(line + "\n" for line in kept))
 
 
+def lr_factor(step: int, tc: TrainConfig) -> float:
+    """Warmup-stable-decay: a linear warmup, a constant lr, then a 1-sqrt cooldown to 0 over
+    the last ``tc.cooldown`` steps (Hägele et al. 2024). Since the decay is tied to the end
+    only, a run resumed with more ``steps`` goes on from its stable-lr checkpoint."""
+    warm = min(1.0, (step + 1) / max(tc.warmup, 1))
+    into = step - (tc.steps - tc.cooldown)
+    return warm * (1.0 - math.sqrt(into / tc.cooldown)) if tc.cooldown and into >= 0 else warm
+
+
 def _ema_update(ema: Prior, online: Prior, decay: float) -> None:
     with torch.no_grad():
         for e, p in zip(ema.net.parameters(), online.net.parameters(), strict=True):
@@ -118,7 +127,8 @@ def _card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str) ->
     training = {
         "steps": info["step"],
         "batch": f"{tc.batch} x {cfg.segment / cfg.sample_rate:g} s crops x {info['world']} ranks",
-        "optimiser": f"AdamW lr {tc.lr:g}, wd {tc.weight_decay:g}, clip {tc.grad_clip:g}",
+        "optimiser": f"AdamW lr {tc.lr:g}, wd {tc.weight_decay:g}, clip {tc.grad_clip:g}"
+        + (f", lr cooled to 0 over the last {tc.cooldown} steps" if tc.cooldown else ""),
         "loss": "eps-MSE"
         + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
         + " (valid loss unweighted)",
@@ -260,7 +270,7 @@ def train(
             t = torch.randint(0, cfg.diffusion.steps, (tc.batch,), generator=gen)
             noise = torch.randn(x0.shape, generator=gen)
             for group in opt.param_groups:
-                group["lr"] = tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
+                group["lr"] = tc.lr * lr_factor(step, tc)
             with amp:
                 per_item = model(x0.to(device), t.to(device), noise.to(device), lab.to(device))
                 loss = (per_item * weights[t].to(device)).mean()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from diffsep_cli.audio import rms_db
 from diffsep_cli.config import PRESETS, TrainConfig
 from diffsep_cli.data import CropSampler, load_clips
 from diffsep_cli.prior import load_prior_dir
-from diffsep_cli.train import train
+from diffsep_cli.train import lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +76,21 @@ def test_min_snr_weighting_reaches_the_loss(corpus: Path, tmp_path: Path) -> Non
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_lr_schedule_warms_up_holds_then_cools_down() -> None:
+    tc = TrainConfig(steps=100, warmup=10, cooldown=20)
+    factors = [lr_factor(s, tc) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0
+    assert all(f == 1.0 for f in factors[9:81])
+    tail = factors[80:]
+    assert all(a > b for a, b in itertools.pairwise(tail)) and 0 < tail[-1] < 0.03
+    assert factors[95] == pytest.approx(1 - (15 / 20) ** 0.5)
+    # resuming with more steps moves the cooldown to the new end: step 90 is stable again
+    assert lr_factor(90, replace(tc, steps=200)) == 1.0
+    assert lr_factor(90, replace(tc, cooldown=0)) == 1.0
+    with pytest.raises(ValueError, match="cooldown"):
+        TrainConfig(steps=10, cooldown=11)
+
+
 def test_resume_drops_log_rows_after_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
     cfg = PRESETS["tiny"]
     tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100)
@@ -113,9 +129,13 @@ def test_cli_train_resume_and_labels(corpus: Path, tmp_path: Path) -> None:
     assert "steps | 2" in (out / "README.md").read_text()
     again = _cli(*base, "--steps", "2")
     assert again.returncode == 1 and "--resume" in again.stderr
-    proc = _cli(*base, "--steps", "4", "--resume")
+    proc = _cli(*base, "--steps", "4", "--resume", "--cooldown", "2")
     assert proc.returncode == 0, proc.stderr
     assert torch.load(out / "train" / "state.pt", weights_only=True)["step"] == 4
+    assert "lr cooled to 0 over the last 2 steps" in (out / "README.md").read_text()
+    bad = _cli(*base, "--steps", "6", "--resume", "--cooldown", "7")
+    assert bad.returncode == 1 and "cooldown must be between 0 and steps" in bad.stderr
+    assert "Traceback" not in bad.stderr
     missing = _cli("train", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), "-q")
     assert missing.returncode == 1 and "no such file or folder" in missing.stderr
 
