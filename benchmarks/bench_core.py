@@ -4,6 +4,7 @@ input with frozen weights), at the paper config and a small one, on CPU (and CUD
 Each case runs in a fresh process so its peak memory is its own:
     python benchmarks/bench_core.py                       # the default table
     python benchmarks/bench_core.py --case paper:4:guided --repeat 2
+    OMP_NUM_THREADS=1 python benchmarks/bench_core.py --case lite:4:guided --repeat 3
 Reference (official code, same machine kind, torch 2.13 CPU, 2 threads; method.md): paper
 config at 4 s forward 41-56 s, forward+backward 64-129 s, peak 14.3 GB; hidden 8 at 4 s,
 forward+backward 12.8 s.
@@ -17,15 +18,21 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
-from diffsep_cli.config import NetConfig, PriorConfig
+from diffsep_cli.config import LITE_NET, SMALL_NET, NetConfig, PriorConfig
 from diffsep_cli.prior import Prior
 
 CONFIGS = {
     "paper": NetConfig(hidden=72, emb=128, heads=4),
     "h8": NetConfig(hidden=8, emb=16, heads=4, num_classes=50),
+    "small": SMALL_NET,
+    "lite": LITE_NET,
+    # STFT resolution of the bundled layout: 8 ms / 16 ms (bundled) / 32 ms hops at 16 kHz
+    "lite-fft254": replace(LITE_NET, n_fft=254, hop=127),
+    "lite-fft1022": replace(LITE_NET, n_fft=1022, hop=511),
 }
 DEFAULT_CASES = [
     "paper:1:forward",
