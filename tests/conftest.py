@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffsep_cli.card import model_card
 from diffsep_cli.config import NetConfig, PriorConfig
-from diffsep_cli.prior import Prior
+from diffsep_cli.prior import Prior, save_prior
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures"
@@ -31,6 +32,19 @@ def tiny_prior(seed: int = 0, num_classes: int = 1, **kw: object) -> Prior:
     net = NetConfig(**{**TINY_NET.__dict__, "num_classes": num_classes})
     cfg = PriorConfig(**{"net": net, "segment": 4000, **kw})  # type: ignore[arg-type]
     return Prior(cfg).eval().requires_grad_(False)
+
+
+def make_prior(folder: Path, seed: int, card: bool = True) -> Path:
+    """A tiny two-class prior saved as a prior folder (with a model card unless ``card``)."""
+    p = tiny_prior(seed, num_classes=2, labels=("Bark", "Gong"), name="tiny")
+    return save_prior(p, folder, model_card(p.config, summary="A test prior.") if card else None)
+
+
+@pytest.fixture(scope="module")
+def priors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two versions of the tiny prior folder, ``v1`` and ``v2`` (other weights)."""
+    root = tmp_path_factory.mktemp("priors")
+    return {"v1": make_prior(root / "v1", 0), "v2": make_prior(root / "v2", 1)}
 
 
 @pytest.fixture
