@@ -181,18 +181,14 @@ def _one(
             device=dev,
             progress=update,
         )
-    except torch.OutOfMemoryError:
-        raise DiffsepError(
-            f"not enough memory for --batch-size {cfg.batch_size}: use a smaller one"
-        ) from None
-    except RuntimeError as exc:
-        if "memory" in str(exc).lower():
+    except sf.LibsndfileError as exc:  # a RuntimeError too: first
+        raise DiffsepError(f"cannot write outputs: {exc}") from None
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one as well
+        if isinstance(exc, torch.OutOfMemoryError) or "memory" in str(exc).lower():
             raise DiffsepError(
                 f"not enough memory for --batch-size {cfg.batch_size}: use a smaller one"
             ) from None
         raise
-    except sf.LibsndfileError as exc:
-        raise DiffsepError(f"cannot write outputs: {exc}") from None
 
 
 def _report(

@@ -215,12 +215,15 @@ def test_overwrite_and_skip_existing(models: Path, tmp_path: Path) -> None:
         (["MIX", "-s", "speech,sfx", "--solver", "magic"], "unknown solver"),
         (["MIX", "-s", "speech,sfx", "--steps", "0"], "at least 1"),
         (["MIX", "-s", "speech,sfx", "-o", "/proc/diffsep"], "/proc/diffsep"),
+        (["MIX44K", "-s", "speech,sfx", "--format", "ogg", "--subtype", "OPUS"], "Opus only"),
     ],
 )
 def test_user_errors(models: Path, tmp_path: Path, args: list[str], text: str) -> None:
     (tmp_path / "notes.wav").write_text("not audio")
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    sf.write(tmp_path / "mix44k.wav", np.zeros(4410, np.float32), 44100)
     subs = {
+        "MIX44K": str(tmp_path / "mix44k.wav"),
         "NOTAUDIO": str(tmp_path / "notes.wav"),
         "EMPTY": str(tmp_path / "empty.wav"),
         "MIX": str(MIX),
