@@ -223,7 +223,9 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
-    device: Annotated[str, typer.Option("-d", "--device", help="cpu, cuda, cuda:N.")] = "cpu",
+    device: Annotated[
+        str, typer.Option("-d", "--device", help="cpu, cuda[:N]; torchrun: a GPU per rank.")
+    ] = "cpu",
     compile: Annotated[
         bool, typer.Option("--compile", help="torch.compile the loss (faster after warm-up).")
     ] = False,

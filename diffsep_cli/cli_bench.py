@@ -198,7 +198,7 @@ def run_bench(
 ) -> BenchResult:
     """Run the benchmark with progress bars on stderr; print the table or JSON; write CSV."""
     from .bench import benchmark
-    from .separate_cli import resolve_device
+    from .devices import resolve_device
 
     if "nmf" in opts.baselines and not opts.nmf_train:
         raise DiffsepError("the nmf baseline needs --nmf-train CLASS=DIR,... (single sources)")

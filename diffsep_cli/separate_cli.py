@@ -14,6 +14,7 @@ from rich.console import Console
 from .audio import audio_info, find_audio
 from .cli import make_progress
 from .config import SeparateConfig
+from .devices import resolve_device
 from .errors import DiffsepError
 from .hub import load_prior
 from .pipeline import FileResult, output_format, separate_file
@@ -29,23 +30,6 @@ EXTENSIONS = {
     "RF64": "wav",
     "CAF": "caf",
 }
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda if present, else cpu (MPS only when asked for); errors if unavailable."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DiffsepError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if device.type == "cuda" and (
-        not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
-    ):
-        raise DiffsepError(f"device {name} is not available here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DiffsepError("device mps is not available here")
-    return device
 
 
 @dataclass

@@ -27,6 +27,7 @@ from torch import Tensor
 from .card import model_card
 from .config import PriorConfig, TrainConfig
 from .data import Clips, CropSampler, load_clips
+from .devices import rank_device
 from .diffusion import min_snr_weights
 from .errors import DiffsepError
 from .prior import CONFIG_NAME, WEIGHTS_NAME, Prior, save_prior
@@ -68,11 +69,14 @@ class TrainResult:
     out_dir: Path
 
 
-def _dist() -> tuple[int, int]:
-    """(rank, world size); starts the process group when launched by torchrun."""
+def _dist(device: str) -> tuple[int, int]:
+    """(rank, world size); starts the process group (NCCL on CUDA, gloo on CPU) under
+    torchrun. ``device`` is this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
@@ -193,7 +197,8 @@ def train(
 ) -> TrainResult:
     """Train (or resume) a prior on single-source audio under ``data``; returns the summary."""
     out = Path(out_dir)
-    rank, world = _dist()
+    device = str(rank_device(torch.device(device)))
+    rank, world = _dist(device)
     if resume:
         if not (out / "train" / "state.pt").exists():
             raise DiffsepError(f"nothing to resume in {out} (no train/state.pt)")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import PRESETS, PriorConfig, TrainConfig
+from .devices import resolve_device
 from .errors import DiffsepError
 from .train import TrainingInterrupted, sigterm_as_interrupt, train
 
@@ -83,7 +84,7 @@ def run_training(
                 valid=valid,
                 labels_from_folders=labels_from_folders,
                 resume=resume,
-                device=device,
+                device=str(resolve_device(device)),
                 compile=compile,
                 callback=callback,
             )

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from diffsep_cli.audio import rms_db
 from diffsep_cli.config import PRESETS, TrainConfig
 from diffsep_cli.data import CropSampler, load_clips
+from diffsep_cli.devices import rank_device
 from diffsep_cli.prior import load_prior_dir
 from diffsep_cli.train import lr_factor, train
 
@@ -138,6 +139,18 @@ def test_cli_train_resume_and_labels(corpus: Path, tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
     missing = _cli("train", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), "-q")
     assert missing.returncode == 1 and "no such file or folder" in missing.stderr
+    no_gpu = _cli(*_train_args(corpus, tmp_path / "y", "-d", "cuda:7", "-q"))
+    assert no_gpu.returncode == 1 and "device cuda:7 is not available here" in no_gpu.stderr
+    assert not (tmp_path / "y").exists()
+
+
+def test_each_torchrun_rank_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert rank_device(torch.device("cuda")) == torch.device("cuda")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert rank_device(torch.device("cuda")) == torch.device("cuda", 3)
+    assert rank_device(torch.device("cuda", 1)) == torch.device("cuda", 1)  # explicit: kept
+    assert rank_device(torch.device("cpu")) == torch.device("cpu")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
