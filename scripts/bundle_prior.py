@@ -64,7 +64,8 @@ def main() -> None:
         "batch": f"{tc['batch']} x {seconds:g} s crops, RMS level "
         f"U[{tc['level_low']:g}, {tc['level_high']:g}] dBFS, random polarity",
         "optimiser": f"AdamW lr {tc['lr']:g} ({tc['warmup']} warm-up steps), wd "
-        f"{tc['weight_decay']:g}, grad clip {tc['grad_clip']:g}, EMA {tc['ema_decay']:g}",
+        f"{tc['weight_decay']:g}, grad clip {tc['grad_clip']:g}, EMA {tc['ema_decay']:g}"
+        + (f"; lr cooled to 0 over the last {tc['cooldown']} steps" if tc.get("cooldown") else ""),
         "loss": "eps-MSE" + (f", Min-SNR-{tc['min_snr']:g}" if tc.get("min_snr") else ""),
         "recipe history": args.history or "-",
         "hardware": "2 shared CPU cores (torch 2.13 CPU)",
