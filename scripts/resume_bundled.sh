@@ -3,12 +3,14 @@
 #
 #   scripts/resume_bundled.sh KIND [TRAIN OPTIONS...]      KIND: speech | sfx
 #
-# checkpoints/KIND holds the last stable-lr state (online and EMA weights, optimiser, log);
-# with the config and card of models/KIND it becomes runs/lite-KIND (unless that run exists
-# already: then it simply resumes; models/KIND may hold cooled-down weights, not resumed) and `diffsep train --resume` goes on there with one CPU
-# thread, logging to runs/lite-KIND.log. Extra options go to `diffsep train` (e.g.
-# `--steps 12000 --cooldown 1000`, or `-d cuda` on a GPU). Needs data/ (scripts/build_data.py).
-# Stop with `pkill -TERM -f "diffsep train"` (it checkpoints), then bundle:
+# checkpoints/KIND holds the last stable-lr state (online and EMA weights, optimiser, log;
+# models/KIND may hold cooled-down weights, which are not resumed). With the config and card
+# of models/KIND it becomes runs/lite-KIND, unless that run exists already (then it simply
+# resumes), and `diffsep train --resume` goes on there with one CPU thread, logging to
+# runs/lite-KIND.log. Extra options go to `diffsep train` (e.g. `--steps 12000 --cooldown 1000`,
+# or `-d cuda` on a GPU). Needs data/ (scripts/build_data.py).
+# Stop with `pkill -TERM -f "diffsep train"` (it checkpoints). Before a cooldown, save the
+# stable state with scripts/snapshot_bundled.sh KIND; after it, bundle the cooled run:
 #   python scripts/bundle_prior.py runs/lite-KIND KIND --kind KIND --quality q.json --history "..."
 #   python scripts/update_registry.py
 set -euo pipefail
