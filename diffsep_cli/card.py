@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .config import PriorConfig
+from .config import PEAK_LIMIT, PriorConfig
 
 
 def _yaml_list(key: str, values: Sequence[str]) -> list[str]:
@@ -46,7 +46,7 @@ def model_card(
         "|---|---|",
         f"| sample rate | {config.sample_rate} Hz |",
         f"| segment | {config.segment} samples ({config.segment / config.sample_rate:g} s) |",
-        f"| source level | {config.level_dbfs:g} dBFS RMS |",
+        f"| source level | {config.level_dbfs:g} dBFS RMS, peaks <= {PEAK_LIMIT:g} |",
         f"| classes | {classes} (null class: {null}) |",
         f"| network | hidden {net.hidden}, emb {net.emb}, heads {net.heads}, "
         f"depths {'-'.join(map(str, net.depths))}, STFT {net.n_fft}/{net.hop} |",

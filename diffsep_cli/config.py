@@ -101,6 +101,9 @@ class PriorConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+# Highest peak of a training crop and of a level-calibrated mixture segment: louder ones are
+# turned down to it rather than clipped (the Tweedie estimate is clamped to [-1, 1]).
+PEAK_LIMIT = 0.95
 SOLVERS = ("hybrid", "dsg", "dps")
 INITS = ("noisy-mixture", "noise", "mixture")
 

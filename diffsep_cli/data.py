@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .audio import find_audio, load_mono
+from .config import PEAK_LIMIT
 from .errors import DiffsepError
 
 
@@ -67,9 +68,10 @@ def load_clips(
 
 
 class CropSampler:
-    """Random crops of ``segment`` samples at a random RMS level (dBFS, uniform in ``level``),
-    clips drawn with probability proportional to their length; clips shorter than the segment
-    are placed at a random offset in silence (as the paper's test mixtures are built)."""
+    """Random crops of ``segment`` samples at a random RMS level (dBFS, uniform in ``level``;
+    crops that would peak above ``PEAK_LIMIT`` are turned down to it, never clipped), clips
+    drawn with probability proportional to their length; clips shorter than the segment are
+    placed at a random offset in silence (as the paper's test mixtures are built)."""
 
     def __init__(
         self,
@@ -106,8 +108,9 @@ class CropSampler:
             if np.abs(out).max() > 0 and active >= self.min_active:
                 break
         gain_db = self.rng.uniform(*self.level) - 10 * np.log10(np.mean(out**2) + 1e-12)
-        out *= 10 ** (gain_db / 20) * self.rng.choice((-1.0, 1.0))
-        return np.clip(out, -1.0, 1.0), self.clips.labels[i]
+        gain = min(10 ** (gain_db / 20), PEAK_LIMIT / max(float(np.abs(out).max()), 1e-12))
+        out *= gain * self.rng.choice((-1.0, 1.0))
+        return out, self.clips.labels[i]
 
     def batch(self, n: int) -> tuple[Tensor, Tensor]:
         """[n, segment] float32 crops and [n] long labels."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .audio import audio_info
-from .config import SeparateConfig
+from .config import PEAK_LIMIT, SeparateConfig
 from .errors import DiffsepError
 from .files import atomic_file
 from .separation import separate_tensor
@@ -50,10 +50,13 @@ class FileResult:
 
 
 def _calibrate(seg: Tensor, target_rms: float) -> Tensor:
-    """Per-segment gain bringing the mixture to the level the priors were trained at; 0 for
-    (near-)silence. seg: [N, L] -> [N]."""
+    """Per-segment gain bringing the mixture to the level the priors were trained at, or lower
+    where that would peak above ``PEAK_LIMIT`` (as the training crops); 0 for (near-)silence.
+    seg: [N, L] -> [N]."""
     rms = seg.square().mean(dim=-1).sqrt()
-    gain = (target_rms / rms.clamp_min(SILENCE_RMS)).clamp(max=MAX_GAIN)
+    peak = seg.abs().amax(dim=-1).clamp_min(SILENCE_RMS)
+    gain = torch.minimum(target_rms / rms.clamp_min(SILENCE_RMS), PEAK_LIMIT / peak)
+    gain = gain.clamp(max=MAX_GAIN)
     return torch.where(rms > SILENCE_RMS, gain, torch.zeros_like(gain))
 
 

@@ -219,3 +219,17 @@ def test_argument_errors() -> None:
     other = Prior(PriorConfig(net=TINY_NET, diffusion=DiffusionConfig(steps=100)))
     with pytest.raises(ValueError, match="diffusion schedule"):
         separate_tensor([a, other], torch.zeros(100))
+
+
+def test_calibration_reaches_the_level_unless_the_peak_limit_is_hit() -> None:
+    from diffsep_cli.config import PEAK_LIMIT
+    from diffsep_cli.pipeline import _calibrate
+
+    target = 0.1
+    noise = 0.01 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
+    click = torch.zeros(16000)
+    click[8000:8010] = 0.5  # RMS 0.0125: the level would put its peak at 4
+    gain = _calibrate(torch.stack([noise, click, torch.zeros(16000)]), target)
+    assert math.isclose(float((gain[0] * noise).square().mean().sqrt()), target, rel_tol=1e-4)
+    assert math.isclose(float(gain[1] * click.abs().max()), PEAK_LIMIT, rel_tol=1e-6)
+    assert float(gain[2]) == 0.0

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from diffsep_cli.audio import rms_db
-from diffsep_cli.config import PRESETS, TrainConfig
+from diffsep_cli.config import PEAK_LIMIT, PRESETS, TrainConfig
 from diffsep_cli.data import CropSampler, load_clips
 from diffsep_cli.devices import rank_device
 from diffsep_cli.prior import load_prior_dir
@@ -49,9 +49,27 @@ def test_crops_are_level_calibrated(corpus: Path) -> None:
     assert clips.names == ("sfx", "speech") and len(clips.audio) == 7
     sampler = CropSampler(clips, 8000, (-25.0, -20.0), seed=0)
     x, labels = sampler.batch(16)
-    assert x.shape == (16, 8000) and set(labels.tolist()) <= {0, 1}
+    assert x.shape == (16, 8000) and x.dtype == torch.float32 and set(labels.tolist()) <= {0, 1}
     levels = [rms_db(c.numpy()) for c in x]
-    assert all(-25.01 <= lv <= -19.99 for lv in levels), levels
+    peaks = x.abs().amax(dim=-1)
+    assert all(lv <= -19.99 for lv in levels) and float(peaks.max()) <= PEAK_LIMIT + 1e-6
+    # below the level range only where the peak limit turned the crop down
+    assert all(
+        lv >= -25.01 or p >= PEAK_LIMIT - 1e-6 for lv, p in zip(levels, peaks.tolist(), strict=True)
+    )
+
+
+def test_loud_transients_are_turned_down_not_clipped(tmp_path: Path) -> None:
+    click = np.zeros(16000, dtype=np.float32)
+    click[4000:4040] = np.hanning(40) * np.sign(np.sin(np.arange(40)))  # crest factor ~ 30 dB
+    sf.write(tmp_path / "click.wav", click, 16000, subtype="FLOAT")
+    crop = CropSampler(load_clips([tmp_path], 16000), 16000, (-25.0, -20.0), seed=0).batch(1)[0][0]
+    assert abs(float(crop.abs().max()) - PEAK_LIMIT) < 1e-6  # it would peak at 4+ at -22 dBFS
+    # the same waveform up to the gain (np.clip would have flattened its top)
+    gain = float(crop[4000:4040] @ torch.from_numpy(click[4000:4040])) / float(
+        np.square(click).sum()
+    )
+    torch.testing.assert_close(crop, gain * torch.from_numpy(click), atol=1e-6, rtol=0)
 
 
 def test_train_is_deterministic(corpus: Path, tmp_path: Path) -> None:
