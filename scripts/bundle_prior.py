@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from diffsep_cli.card import model_card
+from diffsep_cli.config import PEAK_LIMIT
 from diffsep_cli.files import atomic_dir
 from diffsep_cli.prior import load_prior_dir, save_prior
 
@@ -62,7 +63,8 @@ def main() -> None:
     training = {
         "steps": state_step,
         "batch": f"{tc['batch']} x {seconds:g} s crops, RMS level "
-        f"U[{tc['level_low']:g}, {tc['level_high']:g}] dBFS, random polarity",
+        f"U[{tc['level_low']:g}, {tc['level_high']:g}] dBFS "
+        f"(peaks turned down to <= {PEAK_LIMIT:g}), random polarity",
         "optimiser": f"AdamW lr {tc['lr']:g} ({tc['warmup']} warm-up steps), wd "
         f"{tc['weight_decay']:g}, grad clip {tc['grad_clip']:g}, EMA {tc['ema_decay']:g}"
         + (f"; lr cooled to 0 over the last {tc['cooldown']} steps" if tc.get("cooldown") else ""),
