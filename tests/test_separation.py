@@ -3,9 +3,10 @@ import math
 import pytest
 import torch
 
-from diffsep_cli.config import DiffusionConfig, GuidanceConfig, PriorConfig
+from diffsep_cli.config import PEAK_LIMIT, DiffusionConfig, GuidanceConfig, PriorConfig
 from diffsep_cli.diffusion import ddpm_schedule, respace
 from diffsep_cli.guidance import guidance_loss, reconstruction_guidance, step_radius
+from diffsep_cli.pipeline import _calibrate
 from diffsep_cli.prior import Prior
 from diffsep_cli.sampling import stacked_randn_like
 from diffsep_cli.separation import (
@@ -222,9 +223,6 @@ def test_argument_errors() -> None:
 
 
 def test_calibration_reaches_the_level_unless_the_peak_limit_is_hit() -> None:
-    from diffsep_cli.config import PEAK_LIMIT
-    from diffsep_cli.pipeline import _calibrate
-
     target = 0.1
     noise = 0.01 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
     click = torch.zeros(16000)
