@@ -17,6 +17,8 @@
 #   stable lr, before a cooldown; after the cooldown, bundle the cooled run:
 #   python scripts/bundle_prior.py runs/lite-KIND KIND --kind KIND --quality q.json --history "..."
 #   python scripts/update_registry.py
+#   and move the cooled run away (mv runs/lite-KIND runs/cooled-KIND): resume would otherwise
+#   go on from it, re-warming the cooled branch instead of the stable state.
 set -euo pipefail
 usage="usage: scripts/bundled_run.sh resume|snapshot speech|sfx [train options]"
 mode=${1:?$usage} kind=${2:?$usage}
