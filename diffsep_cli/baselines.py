@@ -15,54 +15,20 @@ import torch
 from torch import Tensor
 
 from .errors import DiffsepError
+from .spec import FLOOR, soft_masks, stft
 
 N_FFT, HOP = 1024, 256  # 64 ms Hann window, 16 ms hop at 16 kHz
-FLOOR = 1e-10
-
-
-def _stft(x: Tensor, n_fft: int = N_FFT, hop: int = HOP) -> Tensor:
-    """[..., L] -> [..., F, T] complex (Hann, centred)."""
-    lead = x.shape[:-1]
-    spec = torch.stft(
-        x.reshape(-1, x.shape[-1]).float(),
-        n_fft,
-        hop,
-        window=torch.hann_window(n_fft, device=x.device),
-        return_complex=True,
-    )
-    return spec.reshape(*lead, *spec.shape[-2:])
-
-
-def _istft(spec: Tensor, length: int, n_fft: int = N_FFT, hop: int = HOP) -> Tensor:
-    """[..., F, T] complex -> [..., length]."""
-    lead = spec.shape[:-2]
-    x = torch.istft(
-        spec.reshape(-1, *spec.shape[-2:]),
-        n_fft,
-        hop,
-        window=torch.hann_window(n_fft, device=spec.device),
-        length=length,
-    )
-    return x.reshape(*lead, length)
-
-
-def apply_masks(mix: Tensor, spec: Tensor, exponent: float = 1.0) -> Tensor:
-    """Soft masks P_k^e / Σ_j P_j^e applied to the mixture STFT. mix: [L]; spec: [K, F, T]
-    non-negative source spectrogram estimates P_k -> [K, L]; the sources sum to the mixture."""
-    weights = spec.clamp_min(0).double() ** exponent + FLOOR
-    masks = (weights / weights.sum(0, keepdim=True)).float()
-    return _istft(masks * _stft(mix)[None], mix.shape[-1])
 
 
 def oracle_irm(mix: Tensor, refs: Tensor) -> Tensor:
     """Oracle ideal ratio mask |S_k|² / Σ_j |S_j|² (the Wiener "IRM2" of SiSEC) from the true
     references. mix: [L]; refs: [K, L] -> estimates [K, L]."""
-    return apply_masks(mix, _stft(refs).abs().square())
+    return soft_masks(mix, stft(refs.float(), N_FFT, HOP, root=False).abs().square(), N_FFT, HOP)
 
 
 def magnitude(x: Tensor) -> Tensor:
     """Magnitude spectrogram of [L] audio -> [F, T] (the NMF representation)."""
-    return _stft(x).abs()
+    return stft(x.float(), N_FFT, HOP, root=False).abs()
 
 
 @dataclass(frozen=True)
@@ -136,4 +102,4 @@ def nmf_separate(mix: Tensor, dictionaries: Sequence[Tensor], cfg: NMFConfig) ->
     for d in dictionaries:
         parts.append(d @ acts[start : start + d.shape[1]])
         start += d.shape[1]
-    return apply_masks(mix, torch.stack(parts), cfg.exponent)
+    return soft_masks(mix, torch.stack(parts), N_FFT, HOP, cfg.exponent)

@@ -39,7 +39,9 @@ Seed = Annotated[int, typer.Option(help="Random seed (same seed, same output).")
 Segment = Annotated[float | None, typer.Option(help="Segment seconds (default: the priors').")]
 Overlap = Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")]
 BatchSize = Annotated[int, typer.Option(help="Segments separated at once.")]
-Consistency = Annotated[bool, typer.Option(help="Make the sources sum to the mixture.")]
+Consistency = Annotated[
+    str, typer.Option(help="Make the sources sum to the mixture: mask (soft masks), equal, none.")
+]
 
 
 def make_progress(console: Console, enabled: bool) -> Progress:
@@ -121,7 +123,7 @@ def separate_cmd(
     segment: Segment = None,
     overlap: Overlap = 0.25,
     batch_size: BatchSize = 4,
-    consistency: Consistency = True,
+    consistency: Consistency = "mask",
     per_channel: Annotated[
         bool, typer.Option(help="Separate each channel instead of the mono downmix.")
     ] = False,

@@ -130,7 +130,7 @@ def bench_cmd(
     segment: Segment = None,
     overlap: Overlap = 0.25,
     batch_size: BatchSize = 4,
-    consistency: Consistency = True,
+    consistency: Consistency = "mask",
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,

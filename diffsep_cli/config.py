@@ -106,6 +106,16 @@ class PriorConfig:
 PEAK_LIMIT = 0.95
 SOLVERS = ("hybrid", "dsg", "dps")
 INITS = ("noisy-mixture", "noise", "mixture")
+# How separated sources are made to sum to the mixture: "mask" splits the mixture with soft
+# masks |S_k| / sum_j |S_j| of the estimates (their residual shared by time-frequency bin),
+# "equal" adds an equal share of the residual to each, "none" leaves the estimates as sampled.
+CONSISTENCY = ("mask", "equal", "none")
+
+
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise ValueError naming the choices unless ``value`` is one of them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -124,8 +134,7 @@ class GuidanceConfig:
     stft_hop: int = 256
 
     def __post_init__(self) -> None:
-        if self.solver not in SOLVERS:
-            raise ValueError(f"unknown solver {self.solver!r}; choose from {', '.join(SOLVERS)}")
+        check_choice("solver", self.solver, SOLVERS)
 
 
 @dataclass(frozen=True)
@@ -139,13 +148,13 @@ class SeparateConfig:
     segment: float | None = None  # seconds; None: the priors' training segment
     overlap: float = 0.25  # fraction of a segment shared with the next
     batch_size: int = 4  # segments separated together
-    consistency: bool = True  # written sources sum to the input
+    consistency: str = "mask"  # how written sources are made to sum to the input (CONSISTENCY)
     per_channel: bool = False  # separate each channel instead of the downmix
 
     def __post_init__(self) -> None:
         GuidanceConfig(solver=self.solver)
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; choose from {', '.join(INITS)}")
+        check_choice("init", self.init, INITS)
+        check_choice("consistency", self.consistency, CONSISTENCY)
         if not 0 <= self.overlap <= 0.5:
             raise ValueError("overlap must be a fraction in [0, 0.5]")
         if self.steps < 1 or self.batch_size < 1:

@@ -149,8 +149,9 @@ def _segments(
 
 class _Writer:
     """Cross-fades separated segments [C, K, S], resamples them to the input rate, restores
-    mixture consistency there (the residual shared equally) and streams each source to its
-    file, cropped to the input's exact length."""
+    mixture consistency there (the residual of the resampling shared equally, unless
+    ``consistency`` is "none") and streams each source to its file, cropped to the input's
+    exact length."""
 
     def __init__(
         self,
@@ -159,7 +160,7 @@ class _Writer:
         ola: OverlapAdd,
         rate: int,
         shape: tuple[int, int],
-        consistency: bool,
+        consistency: str,
     ) -> None:
         info = audio_info(path)
         self.files, self.ola, (self.c, self.k) = files, ola, shape
@@ -167,7 +168,7 @@ class _Writer:
         self.up = soxr.ResampleStream(
             rate, info.samplerate, self.c * self.k, dtype="float32", quality="HQ"
         )
-        self.mix = _input_blocks(path, self.c, [0]) if consistency else None
+        self.mix = _input_blocks(path, self.c, [0]) if consistency != "none" else None
         self.mix_buf = np.zeros((0, self.c), dtype=np.float32)
         self.emitted = self.written = 0
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from .config import INITS, GuidanceConfig
+from .config import CONSISTENCY, INITS, GuidanceConfig, check_choice
 from .diffusion import Schedule, q_sample, respace
 from .guidance import reconstruction_guidance
 from .prior import Prior
 from .sampling import Callback, Denoise, RandnLike, sample_ddpm, stacked_randn_like
+from .spec import soft_masks, stft
+
+MASK_FFT, MASK_HOP = 1024, 256  # 64 ms Hann window, 16 ms hop at 16 kHz
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
 
@@ -51,20 +55,31 @@ def init_state(mix: Tensor, k: int, init: str, full: Schedule, randn_like: Randn
     z drawn once, at the noise level of DDPM step 149 of 200 (the same fraction of another
     T), whatever the respacing; noise: independent N(0, I) per source; mixture: copies of y.
     """
+    check_choice("init", init, INITS)
     if init == "noisy-mixture":
         t_init = round(149 / 199 * (len(full) - 1))
         z = randn_like(mix)
         return q_sample(mix, float(full.alphas_cumprod[t_init]), z)[:, None].repeat(1, k, 1)
     if init == "noise":
         return randn_like(mix[:, None].expand(-1, k, -1))
-    if init == "mixture":
-        return mix[:, None].repeat(1, k, 1)
-    raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
+    return mix[:, None].repeat(1, k, 1)  # mixture
 
 
-def mixture_consistency(est: Tensor, mix: Tensor) -> Tensor:
-    """Project sources [B, K, L] so they sum to the mixture [B, L] (equal share of the error)."""
-    return est + ((mix - est.sum(dim=1)) / est.shape[1])[:, None]
+def mixture_consistency(est: Tensor, mix: Tensor, mode: str = "equal") -> Tensor:
+    """Make sources [B, K, L] sum to the mixture [B, L]: ``equal`` adds an equal share of the
+    residual to each source; ``mask`` splits the mixture with the soft masks
+    |S_k| / sum_j |S_j| of the estimates' STFT (the residual goes where each source has its
+    energy, and what the estimates hold that the mixture lacks is dropped); ``none``: as is."""
+    check_choice("consistency", mode, CONSISTENCY)
+    if mode == "equal":
+        return est + ((mix - est.sum(dim=1)) / est.shape[1])[:, None]
+    if mode == "mask":
+        length = est.shape[-1]
+        pad = max(0, MASK_FFT - length)  # very short inputs: zero-pad to one window
+        est, mix = F.pad(est, (0, pad)), F.pad(mix, (0, pad))
+        mags = stft(est.float(), MASK_FFT, MASK_HOP, root=False).abs()
+        return soft_masks(mix, mags, MASK_FFT, MASK_HOP)[..., :length]
+    return est  # none
 
 
 def _generators(generator: GeneratorArg, batch: int) -> list[torch.Generator]:
@@ -87,7 +102,7 @@ def separate_tensor(
     solver: str = "hybrid",
     init: str = "noisy-mixture",
     generator: GeneratorArg = None,
-    consistency: bool = False,
+    consistency: str = "none",
     guidance: GuidanceConfig | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
@@ -96,10 +111,13 @@ def separate_tensor(
     The mixture is used at the level it is given (the priors' training level is the caller's
     business, see ``PriorConfig.level_dbfs``). ``labels`` gives a class per source (None: the
     prior's default), ``steps`` respaces the DDPM schedule, ``generator`` is one
-    ``torch.Generator`` per mixture, ``consistency`` projects the result onto sum == mix.
+    ``torch.Generator`` per mixture, ``consistency`` makes the result sum to the mixture (see
+    :func:`mixture_consistency`).
     """
     if not priors:
         raise ValueError("need at least one prior")
+    check_choice("init", init, INITS)
+    check_choice("consistency", consistency, CONSISTENCY)
     base = priors[0].config.diffusion
     if any(p.config.diffusion != base for p in priors):
         raise ValueError("all priors must share one diffusion schedule")
@@ -114,4 +132,4 @@ def separate_tensor(
     denoise = joint_denoiser(priors, labels, schedule)
     guided = reconstruction_guidance(denoise, mix, schedule, guidance)
     est = sample_ddpm(guided, x, schedule, randn_like=randn_like, callback=callback)
-    return mixture_consistency(est, mix) if consistency else est
+    return mixture_consistency(est, mix, consistency)

@@ -1,4 +1,5 @@
-"""STFT and inverse with a root-Hann window, on any leading dimensions (tensors only)."""
+"""STFT and inverse (root-Hann or Hann window) on any leading dimensions, and soft masking of
+a mixture (tensors only)."""
 
 from __future__ import annotations
 
@@ -12,32 +13,52 @@ def sqrt_hann(n_fft: int, device: torch.device | None = None) -> Tensor:
     return torch.hann_window(n_fft, device=device).pow(0.5)
 
 
-def stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
-    """[..., L] real -> [..., n_fft//2+1, L//hop+1] complex (centred, zero-padded ends)."""
+FLOOR = 1e-10  # added to mask weights: silent bins are shared equally
+
+
+def _window(n_fft: int, root: bool, device: torch.device) -> Tensor:
+    return sqrt_hann(n_fft, device) if root else torch.hann_window(n_fft, device=device)
+
+
+def stft(x: Tensor, n_fft: int, hop: int, *, root: bool = True) -> Tensor:
+    """[..., L] real -> [..., n_fft//2+1, L//hop+1] complex (centred, zero-padded ends);
+    √Hann window (the network's), or Hann with ``root=False``."""
     lead = x.shape[:-1]
     spec = torch.stft(
         x.reshape(-1, x.shape[-1]),
         n_fft=n_fft,
         hop_length=hop,
-        window=sqrt_hann(n_fft, x.device),
+        window=_window(n_fft, root, x.device),
         center=True,
         return_complex=True,
     )
     return spec.reshape(*lead, *spec.shape[-2:])
 
 
-def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
+def istft(spec: Tensor, n_fft: int, hop: int, length: int, *, root: bool = True) -> Tensor:
     """[..., F, T] complex -> [..., length] real, the inverse of :func:`stft`."""
     lead = spec.shape[:-2]
     x = torch.istft(
         spec.reshape(-1, *spec.shape[-2:]).to(torch.complex64),
         n_fft=n_fft,
         hop_length=hop,
-        window=sqrt_hann(n_fft, spec.device),
+        window=_window(n_fft, root, spec.device),
         center=True,
         length=length,
     )
     return x.reshape(*lead, length)
+
+
+def soft_masks(mix: Tensor, weights: Tensor, n_fft: int, hop: int, exponent: float = 1.0) -> Tensor:
+    """Split a mixture with the soft masks W_k^e / Σ_j W_j^e of its (Hann) STFT.
+
+    mix: [..., L]; weights: [..., K, F, T] non-negative, one per source -> [..., K, L]. The
+    outputs sum to the mixture (up to the STFT round trip).
+    """
+    w = weights.clamp_min(0).double() ** exponent + FLOOR
+    masks = (w / w.sum(-3, keepdim=True)).to(torch.float32)
+    spec = stft(mix.float(), n_fft, hop, root=False).unsqueeze(-3)
+    return istft(masks * spec, n_fft, hop, mix.shape[-1], root=False)
 
 
 def to_channels(spec: Tensor) -> Tensor:

@@ -68,7 +68,7 @@ def _posterior_mean_gap(guidance: GuidanceConfig) -> tuple[float, float]:
         mix.repeat(8, 1),
         generator=gens,
         guidance=guidance,
-        consistency=True,
+        consistency="equal",
     ).mean(0)
     gaps = [_sdr(w, s) - _sdr(e, s) for w, e, s in zip(wiener, est, (s1, s2), strict=True)]
     gains = [_sdr(e, s) - _sdr(mix, s) for e, s in zip(est, (s1, s2), strict=True)]
@@ -183,14 +183,38 @@ def test_init_states() -> None:
         init_state(mix, 2, "zeros", full, torch.randn_like)
 
 
-def test_mixture_consistency_sums_to_mix() -> None:
-    est, mix = torch.randn(3, 4, 100), torch.randn(3, 100)
-    assert torch.allclose(mixture_consistency(est, mix).sum(1), mix, atol=1e-5)
+@pytest.mark.parametrize("length", [100, 5000])
+@pytest.mark.parametrize("mode", ["equal", "mask"])
+def test_mixture_consistency_sums_to_mix(mode: str, length: int) -> None:
+    est, mix = torch.randn(3, 4, length), torch.randn(3, length)
+    out = mixture_consistency(est, mix, mode)
+    assert out.shape == est.shape
+    assert torch.allclose(out.sum(1), mix, atol=1e-4)
+
+
+def test_mask_consistency_drops_what_the_mixture_lacks() -> None:
+    """Two tones plus estimation noise spread over all bins: the soft masks keep each tone
+    and drop most of the noise (the mixture has none), the equal share keeps the noise."""
+    t = torch.arange(8000) / 16000
+    refs = torch.stack([torch.sin(2 * math.pi * 440 * t), 0.5 * torch.sin(2 * math.pi * 3000 * t)])
+    mix = refs.sum(0)[None]
+    est = (refs + 0.3 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)))[None]
+    gains = {m: _sdr(mixture_consistency(est, mix, m)[0], refs) for m in ("none", "equal", "mask")}
+    assert gains["mask"] > gains["equal"] + 10 and gains["mask"] > gains["none"] + 10
+    with pytest.raises(ValueError, match="unknown consistency"):
+        mixture_consistency(est, mix, "wiener")
+
+
+def test_separate_tensor_checks_choices_before_sampling() -> None:
+    with pytest.raises(ValueError, match="unknown consistency"):
+        separate_tensor([tiny_prior(0)], torch.randn(1000), steps=2, consistency="wiener")
+    with pytest.raises(ValueError, match="unknown init"):
+        separate_tensor([tiny_prior(0)], torch.randn(1000), steps=2, init="zeros")
     out = separate_tensor(
         [tiny_prior(0), tiny_prior(1)],
         0.1 * torch.randn(1000),
         steps=2,
-        consistency=True,
+        consistency="mask",
         generator=torch.Generator().manual_seed(0),
     )
     assert out.shape == (1, 2, 1000)
