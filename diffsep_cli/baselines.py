@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from .errors import DiffsepError
-from .spec import FLOOR, soft_masks, stft
+from .spec import FLOOR, MASK_FFT, MASK_HOP, soft_masks, stft
 
-N_FFT, HOP = 1024, 256  # 64 ms Hann window, 16 ms hop at 16 kHz
+N_FFT, HOP = MASK_FFT, MASK_HOP  # the STFT of the solver's soft-mask consistency
 
 
 def oracle_irm(mix: Tensor, refs: Tensor) -> Tensor:

@@ -13,9 +13,7 @@ from .diffusion import Schedule, q_sample, respace
 from .guidance import reconstruction_guidance
 from .prior import Prior
 from .sampling import Callback, Denoise, RandnLike, sample_ddpm, stacked_randn_like
-from .spec import soft_masks, stft
-
-MASK_FFT, MASK_HOP = 1024, 256  # 64 ms Hann window, 16 ms hop at 16 kHz
+from .spec import MASK_FFT, MASK_HOP, soft_masks, stft
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
 

@@ -14,6 +14,7 @@ def sqrt_hann(n_fft: int, device: torch.device | None = None) -> Tensor:
 
 
 FLOOR = 1e-10  # added to mask weights: silent bins are shared equally
+MASK_FFT, MASK_HOP = 1024, 256  # masking STFT: 64 ms Hann window, 16 ms hop at 16 kHz
 
 
 def _window(n_fft: int, root: bool, device: torch.device) -> Tensor:
