@@ -114,8 +114,7 @@ def separate_tensor(
     """
     if not priors:
         raise ValueError("need at least one prior")
-    check_choice("init", init, INITS)
-    check_choice("consistency", consistency, CONSISTENCY)
+    check_choice("consistency", consistency, CONSISTENCY)  # init_state checks init
     base = priors[0].config.diffusion
     if any(p.config.diffusion != base for p in priors):
         raise ValueError("all priors must share one diffusion schedule")
