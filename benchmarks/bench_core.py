@@ -23,7 +23,7 @@ from dataclasses import replace
 import torch
 
 from diffsep_cli.config import LITE_NET, SMALL_NET, NetConfig, PriorConfig
-from diffsep_cli.prior import Prior
+from diffsep_cli.core.prior import Prior
 
 CONFIGS = {
     "paper": NetConfig(hidden=72, emb=128, heads=4),

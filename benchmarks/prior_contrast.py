@@ -18,8 +18,8 @@ import json
 
 import torch
 
-from diffsep_cli.data import CropSampler, load_clips
-from diffsep_cli.prior import load_prior_dir
+from diffsep_cli.hub.folder import load_prior_dir
+from diffsep_cli.train.data import CropSampler, load_clips
 
 STEPS = (20, 60, 100, 150, 199)
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .hub import load_prior
-    from .prior import Prior
-    from .separation import separate_tensor
+    from .core.prior import Prior
+    from .core.separation import separate_tensor
+    from .hub.api import load_prior
 
 __all__ = ["Prior", "__version__", "load_prior", "separate_tensor"]
 

@@ -104,8 +104,11 @@ class PriorConfig:
 # Highest peak of a training crop and of a level-calibrated mixture segment: louder ones are
 # turned down to it rather than clipped (the Tweedie estimate is clamped to [-1, 1]).
 PEAK_LIMIT = 0.95
-SOLVERS = ("hybrid", "dsg", "dps")
-INITS = ("noisy-mixture", "noise", "mixture")
+SOLVERS = ("hybrid", "dsg", "dps", "dirac", "projection")
+FORWARD_ONLY = ("dirac", "projection")  # solvers that take no gradient through the networks
+# noisy-mixture: the official start (every source the same noised mixture); split: y / K
+# each plus zero-sum noise at the first step's level; noise: N(0, I); mixture: y each
+INITS = ("noisy-mixture", "split", "noise", "mixture")
 # How separated sources are made to sum to the mixture: "mask" splits the mixture with soft
 # masks |S_k| / sum_j |S_j| of the estimates (their residual shared by time-frequency bin),
 # "equal" adds an equal share of the residual to each, "none" leaves the estimates as sampled.
@@ -120,9 +123,10 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class GuidanceConfig:
-    """Reconstruction guidance (method.md 1.3c-e); defaults are the official constants."""
+    """How the mixture steers sampling: reconstruction guidance (method.md 1.3c-e; defaults
+    are the official constants) or a forward-only solver (see ``core.solvers``)."""
 
-    solver: str = "hybrid"  # hybrid | dsg | dps
+    solver: str = "hybrid"  # SOLVERS
     ratio: float = 0.09  # step RMS as a fraction of the posterior std (hybrid, dsg)
     floor: float = 0.002  # smooth floor of the hybrid step RMS
     sharpness: float = 1000.0  # k of the smooth max
@@ -132,9 +136,15 @@ class GuidanceConfig:
     stft_weight: float = 0.1
     stft_fft: int = 512
     stft_hop: int = 256
+    eta: float = 1.0  # DDIM noise of every step: 1 ancestral DDPM (the paper's), 0 the ODE
+    guided_steps: int = 0  # dirac / projection: the last N steps use the hybrid rule
+    pinned: int | None = None  # dirac: the source pinned to y - sum(others); None: rotates
+    rho: float = 0.0  # projection: rho_t = rho / sigma_t^2 (0: exact projection onto the sum)
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
+        if not 0 <= self.eta <= 1 or self.guided_steps < 0 or self.rho < 0:
+            raise ValueError("eta must be in [0, 1]; guided steps and rho at least 0")
 
 
 @dataclass(frozen=True)
@@ -150,15 +160,21 @@ class SeparateConfig:
     batch_size: int = 4  # segments separated together
     consistency: str = "mask"  # how written sources are made to sum to the input (CONSISTENCY)
     per_channel: bool = False  # separate each channel instead of the downmix
+    eta: float = 1.0  # DDIM noise per step (GuidanceConfig.eta)
+    guided_steps: int = 0  # forward-only solvers: the last N steps hybrid-guided
 
     def __post_init__(self) -> None:
-        GuidanceConfig(solver=self.solver)
+        self.guidance()
         check_choice("init", self.init, INITS)
         check_choice("consistency", self.consistency, CONSISTENCY)
         if not 0 <= self.overlap <= 0.5:
             raise ValueError("overlap must be a fraction in [0, 0.5]")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch size must be at least 1")
+
+    def guidance(self) -> GuidanceConfig:
+        """The solver and its knobs (the official constants for the rest)."""
+        return GuidanceConfig(solver=self.solver, eta=self.eta, guided_steps=self.guided_steps)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from diffsep_cli.card import model_card
 from diffsep_cli.config import PEAK_LIMIT
-from diffsep_cli.files import atomic_dir
-from diffsep_cli.prior import load_prior_dir, save_prior
+from diffsep_cli.hub.card import model_card
+from diffsep_cli.hub.folder import load_prior_dir, save_prior
+from diffsep_cli.io.files import atomic_dir
 
 DATA = {
     "speech": (

@@ -1,7 +1,7 @@
 """Recompute the registry's files (sha256, size) and rate/segment/classes from ``models/*``.
 
 Usage: python scripts/update_registry.py [--pin NAME=COMMIT]... [--repo NAME=ORG/NAME]...
-       [--registry diffsep_cli/registry.json] [--models models] [--check]
+       [--registry diffsep_cli/hub/registry.json] [--models models] [--check]
 
 Repo ids and pinned revisions are kept; a prior whose files changed loses its pin (the pinned
 commit no longer holds these files: push it again and pin the new commit with --pin). New
@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from diffsep_cli.registry import (
+from diffsep_cli.hub.registry import (
     COMMIT,
     HUB_ID,
     REQUIRED_FILES,
@@ -73,7 +73,9 @@ def updated(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--registry", type=Path, default=ROOT / "diffsep_cli" / "registry.json")
+    parser.add_argument(
+        "--registry", type=Path, default=ROOT / "diffsep_cli" / "hub" / "registry.json"
+    )
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--pin", action="append", default=[], help="NAME=COMMIT")
     parser.add_argument("--repo", action="append", default=[], help="NAME=ORG/NAME")

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffsep_cli.card import model_card
 from diffsep_cli.config import NetConfig, PriorConfig
-from diffsep_cli.prior import Prior, save_prior
+from diffsep_cli.core.prior import Prior
+from diffsep_cli.hub.card import model_card
+from diffsep_cli.hub.folder import save_prior
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures"

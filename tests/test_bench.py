@@ -16,14 +16,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from diffsep_cli.baselines import NMFConfig
-from diffsep_cli.bench import BenchOptions, BenchResult, benchmark
+from diffsep_cli.bench.run import BenchOptions, BenchResult, benchmark
 from diffsep_cli.config import SeparateConfig
+from diffsep_cli.core.baselines import NMFConfig
+from diffsep_cli.core.metrics import si_sdr
+from diffsep_cli.core.prior import Prior
+from diffsep_cli.core.sources import parse_sources, resolve_sources
 from diffsep_cli.errors import DiffsepError
-from diffsep_cli.metrics import si_sdr
-from diffsep_cli.pipeline import separate_file
-from diffsep_cli.prior import Prior, load_prior_dir, save_prior
-from diffsep_cli.sources import parse_sources, resolve_sources
+from diffsep_cli.hub.folder import load_prior_dir, save_prior
+from diffsep_cli.io.pipeline import separate_file
 
 from .conftest import tiny_prior
 
@@ -119,7 +120,7 @@ def test_permutation_within_one_prior(dataset: Path) -> None:
 
 
 def test_oracle_irm_on_real_clips_beats_the_mixture(dataset: Path) -> None:
-    from diffsep_cli.baselines import oracle_irm
+    from diffsep_cli.core.baselines import oracle_irm
 
     refs = (
         torch.from_numpy(sf.read(dataset / "m0" / "s1.wav")[0]),

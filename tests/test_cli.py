@@ -15,7 +15,8 @@ import soundfile as sf
 import torch
 
 from diffsep_cli.config import PRESETS
-from diffsep_cli.prior import Prior, save_prior
+from diffsep_cli.core.prior import Prior
+from diffsep_cli.hub.folder import save_prior
 
 from .conftest import tiny_prior
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from diffsep_cli.config import PriorConfig
-from diffsep_cli.convert import import_official, infer_net_config
-from diffsep_cli.prior import load_prior_dir, save_prior
+from diffsep_cli.hub.convert import import_official, infer_net_config
+from diffsep_cli.hub.folder import load_prior_dir, save_prior
 
 from .conftest import FIXTURES, needs_shared, tiny_prior
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from diffsep_cli.config import DiffusionConfig, GuidanceConfig
-from diffsep_cli.diffusion import ddpm_schedule, min_snr_weights, network_timestep, respace
-from diffsep_cli.guidance import step_radius
-from diffsep_cli.sampling import sample_ddpm, stacked_randn_like
+from diffsep_cli.core.diffusion import ddpm_schedule, min_snr_weights, network_timestep, respace
+from diffsep_cli.core.guidance import step_radius
+from diffsep_cli.core.sampling import sample_ddpm, stacked_randn_like
 
 FULL = ddpm_schedule(DiffusionConfig())
 

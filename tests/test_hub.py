@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from diffsep_cli import registry
 from diffsep_cli.errors import EXIT_OFFLINE
-from diffsep_cli.registry import Entry, dump_registry, folder_files
+from diffsep_cli.hub import registry
+from diffsep_cli.hub.registry import Entry, dump_registry, folder_files
 
 from .conftest import make_prior
 from .hub_server import FakeHub

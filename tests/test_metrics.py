@@ -12,18 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from diffsep_cli.errors import DiffsepError
-from diffsep_cli.metrics import (
-    available_quality,
+from diffsep_cli.bench.quality import available_quality, quality_scores
+from diffsep_cli.core.metrics import (
     best_permutation,
     bss_sdr,
     pairwise_si_sdr,
-    quality_scores,
     score_sources,
     si_sdr,
     summarize,
     t975,
 )
+from diffsep_cli.errors import DiffsepError
 
 L = 16000
 

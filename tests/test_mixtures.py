@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from diffsep_cli.errors import DiffsepError
-from diffsep_cli.mixtures import MixRecipe, active_spans, make_mixtures
+from diffsep_cli.io.mixtures import MixRecipe, active_spans, make_mixtures
 
 RATE = 16000
 BURSTS = ((0.5, 1.5), (2.5, 2.8))  # seconds of sound in every generated sfx file

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diffsep_cli.config import NetConfig, PriorConfig
-from diffsep_cli.prior import Prior
+from diffsep_cli.core.prior import Prior
 
 from .conftest import FIXTURES, needs_shared, tiny_prior
 

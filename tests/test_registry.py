@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from diffsep_cli import hub, prior, registry
+from diffsep_cli.core.sources import SourceSpec
 from diffsep_cli.errors import EXIT_OFFLINE, PriorUnavailable
-from diffsep_cli.registry import Entry, dump_registry, folder_files, load_registry
-from diffsep_cli.sources import SourceSpec
+from diffsep_cli.hub import api as hub
+from diffsep_cli.hub import folder, registry
+from diffsep_cli.hub.registry import Entry, dump_registry, folder_files, load_registry
 
 from .conftest import make_prior
 
@@ -102,9 +103,9 @@ def test_packaged_registry_and_bundled_models(monkeypatch: pytest.MonkeyPatch) -
     for entry in entries.values():
         assert registry.parse_hub_id(entry.repo_id) == (entry.repo_id, None)
         assert entry.revision is None or registry.COMMIT.fullmatch(entry.revision)
-    for name, folder in hub.bundled_priors().items():  # every models/* prior is registered as is
+    for name, path in hub.bundled_priors().items():  # every models/* prior is registered as is
         assert name in entries, f"models/{name} is not in the registry"
-        assert folder_files(folder) == dict(entries[name].files), f"models/{name} changed"
+        assert folder_files(path) == dict(entries[name].files), f"models/{name} changed"
 
 
 def test_ids_and_constants() -> None:
@@ -115,7 +116,7 @@ def test_ids_and_constants() -> None:
         assert registry.parse_hub_id(bad) is None, bad
     assert SourceSpec.parse("org/name@v1:Bark") == SourceSpec("org/name@v1", "Bark")
     assert SourceSpec.parse("org/name@v1").stem == "name"
-    assert registry.PRIOR_FILES == (prior.CONFIG_NAME, prior.WEIGHTS_NAME, prior.CARD_NAME)
+    assert registry.PRIOR_FILES == (folder.CONFIG_NAME, folder.WEIGHTS_NAME, folder.CARD_NAME)
 
 
 def test_model_card_checks(priors: dict[str, Path]) -> None:

@@ -4,64 +4,30 @@ import pytest
 import torch
 
 from diffsep_cli.config import PEAK_LIMIT, DiffusionConfig, GuidanceConfig, PriorConfig
-from diffsep_cli.diffusion import ddpm_schedule, respace
-from diffsep_cli.guidance import guidance_loss, reconstruction_guidance, step_radius
-from diffsep_cli.pipeline import _calibrate
-from diffsep_cli.prior import Prior
-from diffsep_cli.sampling import stacked_randn_like
-from diffsep_cli.separation import (
+from diffsep_cli.core.diffusion import ddpm_schedule, respace
+from diffsep_cli.core.guidance import guidance_loss, reconstruction_guidance, step_radius
+from diffsep_cli.core.prior import Prior
+from diffsep_cli.core.sampling import stacked_randn_like
+from diffsep_cli.core.separation import (
     init_state,
     joint_denoiser,
     mixture_consistency,
     separate_tensor,
 )
+from diffsep_cli.io.pipeline import _calibrate
 
 from .conftest import TINY_NET, tiny_prior
+from .gauss import GaussPrior, filter_power, gauss_case, sdr
 
 L = 16000
-
-
-class GaussPrior(Prior):
-    """Stationary Gaussian source with power spectrum ``power``: its denoiser is exact,
-    x0_hat = F^-1[ sqrt(abar) P / (abar P + 1 - abar) F x_t ]."""
-
-    def __init__(self, power: torch.Tensor) -> None:
-        super().__init__(PriorConfig(net=TINY_NET))
-        self.power = power
-
-    def eps(self, x, t, label=None):  # type: ignore[no-untyped-def]
-        t = self._steps(t, x.shape[0], x.device)
-        ab = self.schedule.alphas_cumprod[t].to(x.dtype)[:, None]
-        gain = ab.sqrt() * self.power / (ab * self.power + 1 - ab)
-        x0 = torch.fft.irfft(gain * torch.fft.rfft(x, norm="ortho"), n=x.shape[-1], norm="ortho")
-        return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-
-
-def _sdr(est: torch.Tensor, ref: torch.Tensor) -> float:
-    return (10 * torch.log10(ref.square().sum() / (est - ref).square().sum())).item()
-
-
-def _filter(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.fft.irfft(p * torch.fft.rfft(x, norm="ortho"), n=x.shape[-1], norm="ortho")
-
-
-def _gauss_case(seed: int = 0):  # type: ignore[no-untyped-def]
-    f = torch.arange(L // 2 + 1) / (L // 2)
-    p1 = 1 / (1 + (f / 0.05) ** 2)  # low-pass source
-    p2 = (f / 0.3) ** 2 / (1 + (f / 0.3) ** 2)  # high-pass source
-    p1, p2 = p1 * 0.06**2 / p1.mean(), p2 * 0.06**2 / p2.mean()  # about -24 dBFS each
-    g = torch.Generator().manual_seed(seed)
-    s1 = _filter(p1.sqrt(), torch.randn(L, generator=g))
-    s2 = _filter(p2.sqrt(), torch.randn(L, generator=g))
-    return p1, p2, s1, s2
 
 
 def _posterior_mean_gap(guidance: GuidanceConfig) -> tuple[float, float]:
     """(worst dB gap to the Wiener filter, worst dB gain over the mixture) of the mean of 8
     guided samples, over both sources."""
-    p1, p2, s1, s2 = _gauss_case()
+    p1, p2, s1, s2 = gauss_case()
     mix = s1 + s2
-    wiener = (_filter(p1 / (p1 + p2), mix), _filter(p2 / (p1 + p2), mix))
+    wiener = (filter_power(p1 / (p1 + p2), mix), filter_power(p2 / (p1 + p2), mix))
     gens = [torch.Generator().manual_seed(i) for i in range(8)]
     est = separate_tensor(
         [GaussPrior(p1), GaussPrior(p2)],
@@ -70,8 +36,8 @@ def _posterior_mean_gap(guidance: GuidanceConfig) -> tuple[float, float]:
         guidance=guidance,
         consistency="equal",
     ).mean(0)
-    gaps = [_sdr(w, s) - _sdr(e, s) for w, e, s in zip(wiener, est, (s1, s2), strict=True)]
-    gains = [_sdr(e, s) - _sdr(mix, s) for e, s in zip(est, (s1, s2), strict=True)]
+    gaps = [sdr(w, s) - sdr(e, s) for w, e, s in zip(wiener, est, (s1, s2), strict=True)]
+    gains = [sdr(e, s) - sdr(mix, s) for e, s in zip(est, (s1, s2), strict=True)]
     return max(gaps), min(gains)
 
 
@@ -199,7 +165,7 @@ def test_mask_consistency_drops_what_the_mixture_lacks() -> None:
     refs = torch.stack([torch.sin(2 * math.pi * 440 * t), 0.5 * torch.sin(2 * math.pi * 3000 * t)])
     mix = refs.sum(0)[None]
     est = (refs + 0.3 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)))[None]
-    gains = {m: _sdr(mixture_consistency(est, mix, m)[0], refs) for m in ("none", "equal", "mask")}
+    gains = {m: sdr(mixture_consistency(est, mix, m)[0], refs) for m in ("none", "equal", "mask")}
     assert gains["mask"] > gains["equal"] + 10 and gains["mask"] > gains["none"] + 10
     with pytest.raises(ValueError, match="unknown consistency"):
         mixture_consistency(est, mix, "wiener")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffsep_cli.spec import from_channels, istft, pad_to_frames, stft, to_channels
+from diffsep_cli.core.spec import from_channels, istft, pad_to_frames, stft, to_channels
 
 
 @pytest.mark.parametrize("n_fft,hop", [(510, 255), (62, 31), (256, 64)])

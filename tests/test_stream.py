@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffsep_cli.stream import OverlapAdd, Segmenter, segment_count
+from diffsep_cli.core.stream import OverlapAdd, Segmenter, segment_count
 
 
 def _run(x: torch.Tensor, seg: int, ov: int, block: int, fn=lambda s: s[:, None]):  # type: ignore[no-untyped-def]

@@ -19,12 +19,12 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from diffsep_cli.audio import rms_db
 from diffsep_cli.config import PEAK_LIMIT, PRESETS, TrainConfig
-from diffsep_cli.data import CropSampler, load_clips
-from diffsep_cli.devices import rank_device
-from diffsep_cli.prior import load_prior_dir
-from diffsep_cli.train import lr_factor, train
+from diffsep_cli.core.devices import rank_device
+from diffsep_cli.hub.folder import load_prior_dir
+from diffsep_cli.io.audio import rms_db
+from diffsep_cli.train.data import CropSampler, load_clips
+from diffsep_cli.train.trainer import lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,16 +10,22 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from . import baselines as bl
-from .bench_systems import (
-    SYSTEM,
+from ..config import SeparateConfig
+from ..core.metrics import score_sources, summarize
+from ..core.sources import SourceSpec
+from ..errors import DiffsepError
+from ..io.mixtures import Item, discover, load_item_audio
+from .options import SYSTEM, BenchOptions
+from .quality import available_quality, quality_scores
+from .systems import (
     Context,
     Progress,
     class_key,
@@ -27,28 +33,8 @@ from .bench_systems import (
     run_system,
     train_nmf,
 )
-from .config import SeparateConfig
-from .errors import DiffsepError
-from .metrics import available_quality, score_sources, summarize
-from .mixtures import Item, discover, load_item_audio
-from .sources import SourceSpec
 
-BASELINES = ("mixture", "oracle-irm", "nmf")
 METRICS = ("si_sdr", "si_sdri", "sdr", "sdri", "pesq_wb", "estoi")
-
-
-@dataclass
-class BenchOptions:
-    sources: list[str] | None = None  # one list for every mixture (overrides sources.json)
-    refs: str | None = None  # reference glob (None: s[0-9]*.wav, else real_*.wav)
-    estimates: dict[str, str] = field(default_factory=dict)  # system name -> glob
-    separate: bool = True  # run diffsep (only where no estimates are given)
-    baselines: list[str] = field(default_factory=lambda: ["mixture", "oracle-irm"])
-    nmf_train: dict[str, Path] = field(default_factory=dict)  # class -> single-source folder
-    nmf: bl.NMFConfig = field(default_factory=bl.NMFConfig)
-    keep: Path | None = None  # write every system's estimates here
-    overwrite: bool = False
-    limit: int | None = None
 
 
 @dataclass
@@ -86,7 +72,8 @@ def make_row(
 ) -> dict[str, Any]:
     """Score one system on one mixture: per-source metrics and their means, plus the cost."""
     k = len(item.refs)
-    s = score_sources(est, refs, mix, spec_groups(item.specs, k), sample_rate=rate, quality=quality)
+    scorer = partial(quality_scores, sample_rate=rate, names=quality) if quality else None
+    s = score_sources(est, refs, mix, spec_groups(item.specs, k), quality=scorer)
     values = {"si_sdr": s.si_sdr, "si_sdri": s.si_sdri, "sdr": s.sdr, "sdri": s.sdri, **s.quality}
     sources = [
         {
@@ -183,7 +170,7 @@ def benchmark(
         raise DiffsepError("nothing to score: no separation, --estimates or --baselines")
     check_inputs(items, systems, opts)
     if load is None:
-        from .hub import load_prior
+        from ..hub.api import load_prior
 
         load = lambda name: load_prior(name, device)  # noqa: E731
     quality, rows = available_quality(), []

@@ -12,24 +12,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from . import baselines as bl
-from .audio import find_audio, load_mono, resample, save_audio
-from .config import SeparateConfig
-from .errors import DiffsepError
-from .mixtures import Item, load_estimates
-from .sources import ResolvedSources, SourceSpec
-
-if TYPE_CHECKING:
-    from .bench import BenchOptions
+from ..config import SeparateConfig
+from ..core import baselines as bl
+from ..core.sources import ResolvedSources, SourceSpec
+from ..errors import DiffsepError
+from ..io.audio import find_audio, load_mono, resample, save_audio
+from ..io.mixtures import Item, load_estimates
+from .options import SYSTEM, BenchOptions
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-SYSTEM = "diffsep"
 
 
 def class_key(spec: str) -> str:
@@ -117,7 +114,7 @@ class Context:
 
 def resolved_sources(specs: list[str], ctx: Context) -> ResolvedSources:
     """Load the priors of a source list once; remember their weight revisions."""
-    from .sources import parse_sources, resolve_sources
+    from ..core.sources import parse_sources, resolve_sources
 
     key = tuple(specs)
     if key not in ctx.resolved:
@@ -129,7 +126,7 @@ def resolved_sources(specs: list[str], ctx: Context) -> ResolvedSources:
 
 def run_diffsep(item: Item, rate: int, length: int, ctx: Context) -> tuple[Tensor, dict[str, Any]]:
     """Separate the mixture file exactly as ``diffsep separate`` does, then read the outputs."""
-    from .pipeline import separate_file
+    from ..io.pipeline import separate_file
 
     assert item.specs is not None
     src = resolved_sources(item.specs, ctx)

@@ -1,4 +1,4 @@
-"""``diffsep bench`` and ``make-mixtures`` (registered on the main app)."""
+"""``diffsep bench`` and ``make-mixtures``: the commands, the summary table, JSON and CSV."""
 
 from __future__ import annotations
 
@@ -15,10 +15,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli import (
+from ..config import SeparateConfig
+from ..errors import DiffsepError
+from .console import err, make_progress, out, user_errors
+from .options import (
+    AsJson,
     BatchSize,
     Consistency,
     Device,
+    Eta,
+    GuidedSteps,
     Init,
     Overlap,
     Overwrite,
@@ -28,17 +34,12 @@ from .cli import (
     Solver,
     Steps,
     Verbose,
-    app,
-    err,
-    make_progress,
-    out,
-    user_errors,
+    config_from,
 )
-from .errors import DiffsepError
 
 if TYPE_CHECKING:
-    from .bench import BenchOptions, BenchResult
-    from .config import SeparateConfig
+    from ..bench.options import BenchOptions
+    from ..bench.run import BenchResult
 
 LABELS = {
     "si_sdr": "SI-SDR",
@@ -64,7 +65,7 @@ def parse_pairs(text: str, what: str) -> dict[str, str]:
 
 def parse_estimates(globs: list[str]) -> dict[str, str]:
     """``NAME=GLOB`` or ``GLOB`` (then named after its text before the first wildcard)."""
-    from .bench import BASELINES, SYSTEM
+    from ..bench.options import BASELINES, SYSTEM
 
     found: dict[str, str] = {}
     for g in globs:
@@ -79,7 +80,7 @@ def parse_estimates(globs: list[str]) -> dict[str, str]:
 
 def parse_baselines(text: str) -> list[str]:
     """``mixture,oracle-irm`` -> checked names (``none``: no baselines)."""
-    from .bench import BASELINES
+    from ..bench.options import BASELINES
 
     names = [b.strip() for b in text.split(",") if b.strip() not in ("", "none")]
     for b in names:
@@ -88,7 +89,6 @@ def parse_baselines(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@app.command("bench")
 def bench_cmd(
     folder: Annotated[Path, typer.Argument(help="One subfolder per mixture: mix.wav + refs.")],
     sources: Annotated[
@@ -119,9 +119,7 @@ def bench_cmd(
         int | None, typer.Option(help="CPU threads of torch and BLAS for every system.")
     ] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-mixture rows (CSV).")] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Rows, summary and setup as JSON on stdout.")
-    ] = False,
+    as_json: AsJson = False,
     device: Device = "auto",
     steps: Steps = 50,
     solver: Solver = "hybrid",
@@ -131,26 +129,17 @@ def bench_cmd(
     overlap: Overlap = 0.25,
     batch_size: BatchSize = 4,
     consistency: Consistency = "mask",
+    eta: Eta = 1.0,
+    guided_steps: GuidedSteps = 0,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
     """Score separation against references, with baselines and cost, in one run."""
     with user_errors(verbose):
-        from .baselines import NMFConfig
-        from .bench import BenchOptions
-        from .config import SeparateConfig
+        from ..bench.options import BenchOptions
+        from ..core.baselines import NMFConfig
 
-        cfg = SeparateConfig(
-            steps=steps,
-            solver=solver,
-            init=init,
-            seed=seed,
-            segment=segment,
-            overlap=overlap,
-            batch_size=batch_size,
-            consistency=consistency,
-        )
         opts = BenchOptions(
             sources=[s.strip() for s in sources.split(",")] if sources else None,
             refs=refs,
@@ -163,6 +152,7 @@ def bench_cmd(
             overwrite=overwrite,
             limit=limit,
         )
+        cfg = config_from(SeparateConfig, locals())
         with cpu_threads(threads):
             run_bench(folder, opts, cfg, device, csv_path, as_json, quiet)
 
@@ -197,8 +187,8 @@ def run_bench(
     quiet: bool,
 ) -> BenchResult:
     """Run the benchmark with progress bars on stderr; print the table or JSON; write CSV."""
-    from .bench import benchmark
-    from .devices import resolve_device
+    from ..bench.run import benchmark
+    from ..core.devices import resolve_device
 
     if "nmf" in opts.baselines and not opts.nmf_train:
         raise DiffsepError("the nmf baseline needs --nmf-train CLASS=DIR,... (single sources)")
@@ -296,7 +286,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         raise DiffsepError(f"cannot write {path}: {exc.strerror}") from None
 
 
-@app.command("make-mixtures")
 def make_mixtures_cmd(
     src_dirs: Annotated[
         list[Path], typer.Argument(help="Single-source folders (class = each file's subfolder).")
@@ -315,7 +304,7 @@ def make_mixtures_cmd(
 ) -> None:
     """Build an evaluation folder the paper's way (4 s, -25..-20 dBFS, overlapping sources)."""
     with user_errors(verbose):
-        from .mixtures import MixRecipe, make_mixtures
+        from ..io.mixtures import MixRecipe, make_mixtures
 
         recipe = MixRecipe(duration=duration, sample_rate=sample_rate)
         progress = make_progress(err, not quiet and err.is_terminal)

@@ -1,4 +1,4 @@
-"""``diffsep pull-priors``, ``priors`` and ``push-priors`` (registered on the main app)."""
+"""``diffsep pull-priors``, ``priors``, ``push-priors`` and ``import-checkpoint``."""
 
 from __future__ import annotations
 
@@ -22,20 +22,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .cli import Quiet, Verbose, app, err, out, user_errors
-from .errors import DiffsepError
+from ..errors import DiffsepError
+from .console import err, out, user_errors
+from .options import AsJson, Overwrite, Quiet, Verbose
 
 if TYPE_CHECKING:
-    from .registry import HubPrior
+    from ..hub.registry import HubPrior
 
-AsJson = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 CacheDir = Annotated[
     Path | None,
     typer.Option(help="Hub cache (default: HF_HUB_CACHE, else HF_HOME/hub; separate reads those)."),
 ]
 
 
-@app.command("pull-priors")
 def pull_priors_cmd(
     names: Annotated[
         list[str] | None,
@@ -60,16 +59,14 @@ def pull_priors_cmd(
         run_pull(names or [], revision, cache_dir, local_dir, as_json, quiet, verbose)
 
 
-@app.command("priors")
 def priors_cmd(cache_dir: CacheDir = None, as_json: AsJson = False, verbose: Verbose = 0) -> None:
     """List bundled, registry and cached priors: source, revision, rate, classes, presence."""
     with user_errors(verbose):
-        from .hub import list_priors
+        from ..hub.api import list_priors
 
         show_priors(list_priors(cache_dir), as_json)
 
 
-@app.command("push-priors")
 def push_priors_cmd(
     folder: Annotated[Path, typer.Argument(help="Prior folder: config, weights, model card.")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="Hub model repository ORG/NAME.")],
@@ -82,7 +79,7 @@ def push_priors_cmd(
 
 
 def _refs(names: list[str], revision: str | None, quiet: bool) -> list[HubPrior]:
-    from .registry import hub_prior, load_registry
+    from ..hub.registry import hub_prior, load_registry
 
     if not names:
         registry = load_registry()
@@ -111,7 +108,7 @@ def run_pull(
     """Pull each prior with a progress bar; one line (or a JSON list) saying where it went."""
     from huggingface_hub.utils import logging as hf_logging
 
-    from .hub import pull_prior
+    from ..hub.api import pull_prior
 
     if not verbose:  # its retry warnings would break the one-line errors; -v shows them
         hf_logging.set_verbosity_error()
@@ -199,7 +196,7 @@ def run_push(folder: Path, repo_id: str, private: bool, verbose: int) -> None:
     """Validate, upload, and print the commit to pin."""
     from huggingface_hub.utils import logging as hf_logging
 
-    from .hub import push_prior
+    from ..hub.api import push_prior
 
     if not verbose:
         hf_logging.set_verbosity_error()
@@ -211,3 +208,32 @@ def run_push(folder: Path, repo_id: str, private: bool, verbose: int) -> None:
         f"pin it: `diffsep pull-priors {repo_id}@{commit}`, or in the registry "
         f"(python scripts/update_registry.py --pin NAME={commit})"
     )
+
+
+def import_checkpoint_cmd(
+    ckpt: Annotated[Path, typer.Argument(help="Official checkpoint (.pt with 'model', 'ema').")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Prior folder to write.")],
+    heads: Annotated[int, typer.Option(help="Attention heads (not visible in shapes).")] = 4,
+    hop: Annotated[int | None, typer.Option(help="STFT hop (default n_fft // 2).")] = None,
+    labels: Annotated[
+        str, typer.Option(help="Class names, comma-separated, or 'fsd' (official sound prior).")
+    ] = "",
+    name: Annotated[str, typer.Option(help="Prior name for its config and card.")] = "",
+    overwrite: Overwrite = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Convert an official unasdiff checkpoint (EMA weights) into a diffsep prior folder."""
+    with user_errors(verbose):
+        from ..hub.convert import import_prior
+
+        names = labels.split(",") if labels else []
+        path = import_prior(
+            ckpt,
+            out_dir,
+            heads=heads,
+            hop=hop,
+            labels=names,
+            name=name or out_dir.name,
+            overwrite=overwrite,
+        )
+        out.print(f"wrote {path}")

@@ -1,18 +1,82 @@
-"""Terminal side of ``diffsep train``: config resolution and a rich progress display."""
+"""``diffsep train``: the command, config resolution and a rich progress display."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .config import PRESETS, PriorConfig, TrainConfig
-from .devices import resolve_device
-from .errors import DiffsepError
-from .train import TrainingInterrupted, sigterm_as_interrupt, train
+from ..config import PRESETS, PriorConfig, TrainConfig
+from ..errors import DiffsepError
+from .console import err, user_errors
+from .options import Quiet, Verbose, config_from
+
+
+def train_cmd(
+    data: Annotated[list[Path], typer.Argument(help="Folders/files of single-source audio.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Prior folder to write.")],
+    name: Annotated[str, typer.Option(help="Prior name (default: the --out folder name).")] = "",
+    config: Annotated[
+        str, typer.Option(help="Preset (small, lite, tiny, paper) or a config.json to start from.")
+    ] = "lite",
+    valid: Annotated[
+        list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")
+    ] = None,
+    labels_from_folders: Annotated[
+        bool, typer.Option(help="Class-conditional: the class is each file's subfolder.")
+    ] = False,
+    steps: Annotated[int, typer.Option(help="Total optimisation steps.")] = 100_000,
+    batch: Annotated[int, typer.Option(help="Crops per step (per process).")] = 8,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
+    min_snr: Annotated[
+        float, typer.Option(help="Min-SNR-gamma loss weighting (0: plain eps-MSE).")
+    ] = 5.0,
+    cooldown: Annotated[
+        int, typer.Option(help="Decay the lr to 0 over the last N of --steps (0: constant).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    device: Annotated[
+        str, typer.Option("-d", "--device", help="cpu, cuda[:N]; torchrun: a GPU per rank.")
+    ] = "cpu",
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the loss (faster after warm-up).")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Train a diffusion prior on single-source audio (also under torchrun for DDP)."""
+    with user_errors(verbose):
+        from ..core.devices import resolve_device
+        from ..train.trainer import train
+
+        tc = replace(config_from(TrainConfig, locals()), valid_every=checkpoint_every)
+        prior_cfg = resolve_config(config, name or out_dir.name)
+        with training_display(err, steps, quiet, out_dir) as callback:
+            result = train(
+                prior_cfg,
+                tc,
+                data,
+                out_dir,
+                valid=valid or [],
+                labels_from_folders=labels_from_folders,
+                resume=resume,
+                device=str(resolve_device(device)),
+                compile=compile,
+                callback=callback,
+            )
+        if not quiet:
+            err.print(
+                f"trained {result.step} steps in {result.seconds / 60:.1f} min: "
+                f"loss {result.loss:.4f}; prior in {result.out_dir}"
+            )
 
 
 def resolve_config(preset: str, name: str) -> PriorConfig:
@@ -26,37 +90,13 @@ def resolve_config(preset: str, name: str) -> PriorConfig:
     return replace(cfg, name=name)
 
 
-def run_training(
-    data: list[Path],
-    out_dir: Path,
-    *,
-    name: str,
-    preset: str,
-    valid: list[Path],
-    labels_from_folders: bool,
-    steps: int,
-    batch: int,
-    lr: float,
-    min_snr: float,
-    cooldown: int,
-    seed: int,
-    checkpoint_every: int,
-    resume: bool,
-    device: str,
-    compile: bool,
-    quiet: bool,
-    console: Console,
-) -> None:
-    tc = TrainConfig(
-        steps=steps,
-        batch=batch,
-        lr=lr,
-        min_snr=min_snr,
-        cooldown=cooldown,
-        seed=seed,
-        checkpoint_every=checkpoint_every,
-        valid_every=checkpoint_every,
-    )
+@contextmanager
+def training_display(
+    console: Console, steps: int, quiet: bool, out_dir: Path
+) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar fed by the trainer's log rows; SIGTERM and Ctrl-C checkpoint and say so."""
+    from ..train.trainer import TrainingInterrupted, sigterm_as_interrupt
+
     progress = Progress(
         TextColumn("[bold]train[/]"),
         BarColumn(),
@@ -76,26 +116,10 @@ def run_training(
 
     try:
         with progress, sigterm_as_interrupt():
-            result = train(
-                resolve_config(preset, name),
-                tc,
-                data,
-                out_dir,
-                valid=valid,
-                labels_from_folders=labels_from_folders,
-                resume=resume,
-                device=str(resolve_device(device)),
-                compile=compile,
-                callback=callback,
-            )
+            yield callback
     except TrainingInterrupted as stop:
         console.print(
             f"interrupted: checkpoint saved in {out_dir} at step {stop.step}"
             f"; continue with --resume"
         )
         raise
-    if not quiet:
-        console.print(
-            f"trained {result.step} steps in {result.seconds / 60:.1f} min: "
-            f"loss {result.loss:.4f}; prior in {result.out_dir}"
-        )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import DiffsepError
+from ..errors import DiffsepError
 from .spec import FLOOR, MASK_FFT, MASK_HOP, soft_masks, stft
 
 N_FFT, HOP = MASK_FFT, MASK_HOP  # the STFT of the solver's soft-mask consistency

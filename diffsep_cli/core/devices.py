@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .errors import DiffsepError
+from ..errors import DiffsepError
 
 
 def resolve_device(name: str) -> torch.device:

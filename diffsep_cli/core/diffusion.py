@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .config import DiffusionConfig
+from ..config import DiffusionConfig
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,17 @@ def respace(schedule: Schedule, steps: int) -> Schedule:
     start = 0.0 if steps > 1 else total - 1.0  # one step: straight from the last to x0
     keep = torch.linspace(start, total - 1, steps, dtype=torch.float64).round().long().unique()
     return _from_alphas_cumprod(schedule.timesteps[keep], schedule.alphas_cumprod[keep])
+
+
+def ddim_coefs(schedule: Schedule, eta: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-step (c_x0, c_xt, std) of the DDIM update x' = c_x0 x0_hat + c_xt x_t + std z (Song
+    et al. 2021, eq. 12, written in x0_hat): eta = 1 is the ancestral DDPM step (c = the
+    posterior mean's coef_x0 / coef_xt, std = posterior_std), eta = 0 the deterministic ODE
+    step (Euler in sigma = sqrt((1 - abar) / abar)). Each [S], float64."""
+    abar, prev = schedule.alphas_cumprod, schedule.alphas_cumprod_prev
+    std = eta * ((1 - prev) / (1 - abar) * (1 - abar / prev)).clamp_min(0).sqrt()
+    c_xt = (1 - prev - std.square()).clamp_min(0).sqrt() / (1 - abar).sqrt()
+    return prev.sqrt() - c_xt * abar.sqrt(), c_xt, std
 
 
 def network_timestep(cfg: DiffusionConfig, t: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import GuidanceConfig
+from ..config import GuidanceConfig
 from .diffusion import Schedule
 from .sampling import Denoise
 
@@ -70,14 +70,20 @@ def guidance_step(grad: Tensor, i: int, schedule: Schedule, cfg: GuidanceConfig)
 
 
 def reconstruction_guidance(
-    denoise: Denoise, mix: Tensor, schedule: Schedule, cfg: GuidanceConfig
+    denoise: Denoise,
+    mix: Tensor,
+    schedule: Schedule,
+    cfg: GuidanceConfig,
+    coef_x0: Tensor | None = None,
 ) -> Denoise:
     """Wrap a joint denoiser [B, K, L] -> [B, K, L] with mixture-reconstruction guidance.
 
     The gradient of J is taken through the denoiser (DPS, Chung et al. 2023); the step rule
     is ``cfg.solver``: hybrid (normalised, radius following the posterior std with a smooth
-    floor), dsg (normalised, no floor; Yang et al. 2024) or dps (fixed scale).
+    floor), dsg (normalised, no floor; Yang et al. 2024) or dps (fixed scale). ``coef_x0``
+    is the sampler's weight of x0_hat per step (default: the ancestral step's, ``coef_x0``).
     """
+    coef = schedule.coef_x0 if coef_x0 is None else coef_x0
 
     def guided(x: Tensor, i: int) -> Tensor:
         with torch.enable_grad():
@@ -85,6 +91,6 @@ def reconstruction_guidance(
             x0_hat = denoise(x_in, i)
             (grad,) = torch.autograd.grad(guidance_loss(x0_hat, mix, cfg).sum(), x_in)
         step = guidance_step(grad, i, schedule, cfg)
-        return x0_hat.detach() - step / float(schedule.coef_x0[i])
+        return x0_hat.detach() - step / float(coef[i])
 
     return guided

@@ -1,5 +1,5 @@
 """Separation metrics on tensors: SI-SDR(i), BSS-Eval SDR(i) (fast_bss_eval), permutation search
-within groups of interchangeable sources, optional PESQ-WB / ESTOI, and summary statistics.
+within groups of interchangeable sources, and summary statistics (perceptual scores: bench).
 
 Conventions: ``est`` and ``ref`` are [K, L] (one row per source), ``mix`` is [L]; metric values
 are in dB (PESQ in MOS, ESTOI in [0, 1]).
@@ -7,24 +7,21 @@ are in dB (PESQ in MOS, ESTOI in [0, 1]).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import DiffsepError
+from ..errors import DiffsepError
 
 EPS = 1e-8  # method.md §4: SI-SNR with eps 1e-8
 MAX_GROUP = 8  # exhaustive search over at most 8! permutations per group
 BSS_FILTER = 512  # BSS-Eval v3 distortion filter length (taps)
 SDR_CLAMP = 100.0  # dB; a perfect estimate would otherwise be inf (and break fast_bss_eval)
-QUALITY_RATE = 16000  # PESQ-WB needs 16 kHz
 
 
 def si_sdr(est: Tensor, ref: Tensor, eps: float = EPS) -> Tensor:
@@ -100,11 +97,11 @@ def score_sources(
     groups: Sequence[Sequence[int]],
     *,
     sdr: bool = True,
-    sample_rate: int = QUALITY_RATE,
-    quality: Sequence[str] = (),
+    quality: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None,
 ) -> Scores:
     """Score estimates [K, L] against references [K, L] of mixture [L]. The permutation is the
-    one maximising the mean SI-SDR within groups; SDR and quality use the same assignment."""
+    one maximising the mean SI-SDR within groups; SDR and ``quality(est, ref)`` (perceptual
+    scores, per reference) use the same assignment."""
     if est.shape != ref.shape or mix.shape[-1] != ref.shape[-1]:
         raise ValueError(f"shapes differ: est {tuple(est.shape)}, ref {tuple(ref.shape)}")
     perm = best_permutation(pairwise_si_sdr(est, ref), groups)
@@ -115,46 +112,8 @@ def score_sources(
     if sdr:
         out.sdr = bss_sdr(est, ref)
         out.sdri = out.sdr - bss_sdr(mixes, ref)
-    out.quality = quality_scores(est, ref, sample_rate, quality)
-    return out
-
-
-def available_quality() -> list[str]:
-    """Optional perceptual metrics whose packages are installed: pesq_wb (pesq), estoi."""
-    found = importlib.util.find_spec
-    return [name for name, mod in (("pesq_wb", "pesq"), ("estoi", "pystoi")) if found(mod)]
-
-
-def _pesq_wb(est: np.ndarray, ref: np.ndarray) -> float:
-    from pesq import pesq
-
-    try:
-        return float(pesq(QUALITY_RATE, ref, est, "wb"))
-    except Exception:  # NoUtterancesError and friends (silent references): no score
-        return math.nan
-
-
-def quality_scores(
-    est: Tensor, ref: Tensor, sample_rate: int, names: Sequence[str]
-) -> dict[str, Tensor]:
-    """PESQ-WB (P.862.2, at 16 kHz) and ESTOI of aligned pairs: [K, L] -> {name: [K]}."""
-    from .audio import resample
-
-    out: dict[str, Tensor] = {}
-    e, r = est.double().numpy(), ref.double().numpy()
-    for name in names:
-        if name == "pesq_wb":
-            e16, r16 = (resample(x.T, sample_rate, QUALITY_RATE).T for x in (e, r))
-            vals = [_pesq_wb(a, b) for a, b in zip(e16, r16, strict=True)]
-        elif name == "estoi":
-            from pystoi import stoi
-
-            vals = [
-                float(stoi(b, a, sample_rate, extended=True)) for a, b in zip(e, r, strict=True)
-            ]
-        else:
-            raise ValueError(f"unknown quality metric {name!r}")
-        out[name] = torch.tensor(vals, dtype=torch.float64)
+    if quality is not None:
+        out.quality = quality(est, ref)
     return out
 
 

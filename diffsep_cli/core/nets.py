@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .config import NetConfig
+from ..config import NetConfig
 
 _EPS = 1e-6
 

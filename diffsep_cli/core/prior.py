@@ -7,20 +7,13 @@ estimate x0_hat. Samplers and guidance only ever see ``denoise``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .config import PriorConfig
+from ..config import PriorConfig
 from .diffusion import ddpm_schedule, network_timestep
 from .nets import TFUNet
 from .spec import from_channels, istft, pad_to_frames, stft, to_channels
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
 
 LabelLike = Tensor | int | None
 
@@ -75,23 +68,3 @@ class Prior(nn.Module):
         abar = self.schedule.alphas_cumprod[t.cpu()].to(x0.device, x0.dtype)[:, None]
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
         return (self.eps(x_t, t, label) - noise).square().mean(dim=-1)
-
-
-def save_prior(prior: Prior, out_dir: str | Path, card: str | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (+ ``README.md``) into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    prior.config.save(out / CONFIG_NAME)
-    state = {k: v.detach().cpu().contiguous() for k, v in prior.net.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
-    if card is not None:
-        (out / CARD_NAME).write_text(card)
-    return out
-
-
-def load_prior_dir(path: str | Path, device: str | torch.device = "cpu") -> Prior:
-    """Load a prior folder (config + safetensors weights, strict key match), in eval mode."""
-    folder = Path(path)
-    prior = Prior(PriorConfig.load(folder / CONFIG_NAME))
-    prior.net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
-    return prior.to(device).eval().requires_grad_(False)

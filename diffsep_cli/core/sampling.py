@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .diffusion import Schedule
+from .diffusion import Schedule, ddim_coefs
 
 Denoise = Callable[[Tensor, int], Tensor]
 RandnLike = Callable[[Tensor], Tensor]
@@ -38,6 +38,42 @@ def sample_ddpm(
             callback(i, x_next, x0_hat)
         x = x_next
     return x
+
+
+def sample_ddim(
+    denoise: Denoise,
+    x: Tensor,
+    schedule: Schedule,
+    *,
+    eta: float = 1.0,
+    randn_like: RandnLike = torch.randn_like,
+    callback: Callback | None = None,
+) -> Tensor:
+    """DDIM sampling (Song et al. 2021, eq. 12) from x0_hat: eta = 1 is ancestral DDPM (same
+    step as :func:`sample_ddpm`), eta = 0 the probability-flow ODE, between them less churn.
+    x: [B, ...]."""
+    c_x0, c_xt, std = ddim_coefs(schedule, eta)
+    for i in reversed(range(len(schedule))):
+        x0_hat = denoise(x, i)
+        x_next = float(c_x0[i]) * x0_hat + float(c_xt[i]) * x
+        if i > 0 and eta > 0:
+            x_next = x_next + float(std[i]) * randn_like(x)
+        if callback is not None:
+            callback(i, x_next, x0_hat)
+        x = x_next
+    return x
+
+
+def zero_sum(randn_like: RandnLike) -> RandnLike:
+    """Noise [B, K, ...] projected onto sum_k = 0 and rescaled to unit variance per source, so
+    that a state whose sources sum to the (scaled) mixture keeps doing so (K = 1: zeros)."""
+
+    def draw(x: Tensor) -> Tensor:
+        k = x.shape[1]
+        z = randn_like(x)
+        return (z - z.mean(dim=1, keepdim=True)) * (k / (k - 1)) ** 0.5 if k > 1 else 0 * z
+
+    return draw
 
 
 def stacked_randn_like(generators: Sequence[torch.Generator]) -> RandnLike:

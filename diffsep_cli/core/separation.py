@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import CONSISTENCY, INITS, GuidanceConfig, check_choice
+from ..config import CONSISTENCY, INITS, GuidanceConfig, check_choice
 from .diffusion import Schedule, q_sample, respace
-from .guidance import reconstruction_guidance
 from .prior import Prior
-from .sampling import Callback, Denoise, RandnLike, sample_ddpm, stacked_randn_like
+from .sampling import Callback, Denoise, RandnLike, sample_ddim, stacked_randn_like, zero_sum
+from .solvers import solver_denoiser
 from .spec import MASK_FFT, MASK_HOP, soft_masks, stft
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
@@ -51,13 +51,18 @@ def init_state(mix: Tensor, k: int, init: str, full: Schedule, randn_like: Randn
 
     noisy-mixture (official): every source starts as the same sqrt(abar) y + sqrt(1-abar) z,
     z drawn once, at the noise level of DDPM step 149 of 200 (the same fraction of another
-    T), whatever the respacing; noise: independent N(0, I) per source; mixture: copies of y.
+    T), whatever the respacing; split: y / K each, diffused to the last step T with zero-sum
+    noise (so the sources sum to sqrt(abar_T) y, and no two start equal); noise: independent
+    N(0, I) per source; mixture: copies of y.
     """
     check_choice("init", init, INITS)
     if init == "noisy-mixture":
         t_init = round(149 / 199 * (len(full) - 1))
         z = randn_like(mix)
         return q_sample(mix, float(full.alphas_cumprod[t_init]), z)[:, None].repeat(1, k, 1)
+    if init == "split":
+        share = (mix / k)[:, None].repeat(1, k, 1)
+        return q_sample(share, float(full.alphas_cumprod[-1]), zero_sum(randn_like)(share))
     if init == "noise":
         return randn_like(mix[:, None].expand(-1, k, -1))
     return mix[:, None].repeat(1, k, 1)  # mixture
@@ -108,7 +113,8 @@ def separate_tensor(
 
     The mixture is used at the level it is given (the priors' training level is the caller's
     business, see ``PriorConfig.level_dbfs``). ``labels`` gives a class per source (None: the
-    prior's default), ``steps`` respaces the DDPM schedule, ``generator`` is one
+    prior's default), ``steps`` respaces the DDPM schedule, ``guidance`` holds the solver and
+    its knobs (default: ``GuidanceConfig(solver=solver)``), ``generator`` is one
     ``torch.Generator`` per mixture, ``consistency`` makes the result sum to the mixture (see
     :func:`mixture_consistency`).
     """
@@ -126,7 +132,7 @@ def separate_tensor(
     schedule = respace(priors[0].schedule, steps or base.steps)
     randn_like = stacked_randn_like(_generators(generator, mix.shape[0]))
     x = init_state(mix, len(priors), init, priors[0].schedule, randn_like)
-    denoise = joint_denoiser(priors, labels, schedule)
-    guided = reconstruction_guidance(denoise, mix, schedule, guidance)
-    est = sample_ddpm(guided, x, schedule, randn_like=randn_like, callback=callback)
+    denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix, schedule, guidance)
+    noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
+    est = sample_ddim(denoise, x, schedule, eta=guidance.eta, randn_like=noise, callback=callback)
     return mixture_consistency(est, mix, consistency)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DiffsepError
+from ..errors import DiffsepError
 from .prior import Prior
 
 

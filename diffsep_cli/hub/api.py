@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import DiffsepError, PriorUnavailable
+from .. import __version__
+from ..errors import DiffsepError, PriorUnavailable
 from .registry import (
     CARD,
     COMMIT,
@@ -45,13 +45,13 @@ from .registry import (
 if TYPE_CHECKING:
     import torch
 
-    from .prior import Prior
+    from ..core.prior import Prior
 
 
 def models_dir() -> Path:
     """The bundled priors: ``$DIFFSEP_MODELS`` or ``models/`` beside the package."""
     env = os.environ.get("DIFFSEP_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
 
 
 def bundled_priors() -> dict[str, Path]:
@@ -125,7 +125,7 @@ def resolve_prior(name: str) -> Path:
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str, device: str) -> Prior:
-    from .prior import load_prior_dir
+    from .folder import load_prior_dir
 
     return load_prior_dir(path, device)
 
@@ -220,7 +220,7 @@ def _download(
 
 
 def _check_loads(ref: HubPrior, folder: Path) -> None:
-    from .prior import load_prior_dir
+    from .folder import load_prior_dir
 
     try:
         load_prior_dir(folder)
@@ -236,9 +236,9 @@ def check_prior_folder(folder: Path) -> bool:
     """
     if not _is_prior_dir(folder):
         raise DiffsepError(f"{folder} is not a prior folder ({CONFIG} + {WEIGHTS})")
+    from ..io.files import atomic_file
     from .card import model_card
-    from .files import atomic_file
-    from .prior import load_prior_dir
+    from .folder import load_prior_dir
 
     try:
         config = load_prior_dir(folder).config

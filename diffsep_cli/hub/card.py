@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .config import PEAK_LIMIT, PriorConfig
+from ..config import PEAK_LIMIT, PriorConfig
 
 
 def _yaml_list(key: str, values: Sequence[str]) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import NetConfig, PriorConfig
-from .prior import Prior
+from ..config import NetConfig, PriorConfig
+from ..core.prior import Prior
 
 # FSDKaggle2018 classes of the official sound prior, by index (method.md section 6)
 OFFICIAL_SOUND_LABELS = tuple(
@@ -94,9 +94,9 @@ def import_prior(
     **kwargs: object,
 ) -> Path:
     """Import ``ckpt`` and write a prior folder (config, safetensors weights, model card)."""
+    from ..io.files import atomic_dir
     from .card import model_card
-    from .files import atomic_dir
-    from .prior import save_prior
+    from .folder import save_prior
 
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"no such checkpoint: {ckpt}")

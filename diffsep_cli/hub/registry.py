@@ -12,10 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import DiffsepError, PriorUnavailable
+from ..errors import DiffsepError, PriorUnavailable
 
 REGISTRY_ENV = "DIFFSEP_REGISTRY"  # a registry.json to use instead of the packaged one
-# prior.CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, repeated so that listing priors needs no torch
+# the files of a prior folder (hub.folder reads and writes them; listing priors needs no torch)
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
 PRIOR_FILES = (CONFIG, WEIGHTS, CARD)
 REQUIRED_FILES = (CONFIG, WEIGHTS)
@@ -226,7 +226,7 @@ def folder_files(folder: Path) -> dict[str, FileInfo]:
 
 def folder_info(folder: Path) -> dict[str, Any]:
     """What a listing shows without loading weights: rate, segment and classes of a prior."""
-    from .config import PriorConfig
+    from ..config import PriorConfig
 
     cfg = PriorConfig.load(folder / CONFIG)
     return {"sample_rate": cfg.sample_rate, "segment": cfg.segment, "labels": list(cfg.labels)}

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import DiffsepError
+from ..errors import DiffsepError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DiffsepError
+from ..errors import DiffsepError
 
 
 def check_writable(path: Path, overwrite: bool) -> None:

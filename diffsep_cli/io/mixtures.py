@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.sources import SourceSpec
+from ..errors import DiffsepError
 from .audio import audio_info, find_audio, load_mono, rms_db, save_audio
-from .errors import DiffsepError
 from .files import atomic_dir
-from .sources import SourceSpec
 
 Progress = Callable[[str, int, int], None]
 SOURCES_FILE, META_FILE, MIX_FILE = "sources.json", "meta.json", "mix.wav"

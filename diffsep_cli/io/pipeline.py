@@ -20,13 +20,13 @@ import soxr
 import torch
 from torch import Tensor
 
+from ..config import PEAK_LIMIT, SeparateConfig
+from ..core.separation import separate_tensor
+from ..core.sources import ResolvedSources
+from ..core.stream import OverlapAdd, Segmenter, segment_count
+from ..errors import DiffsepError
 from .audio import audio_info
-from .config import PEAK_LIMIT, SeparateConfig
-from .errors import DiffsepError
 from .files import atomic_file
-from .separation import separate_tensor
-from .sources import ResolvedSources
-from .stream import OverlapAdd, Segmenter, segment_count
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BLOCK_SECONDS = 10.0
@@ -92,7 +92,7 @@ class _Separator:
                 flat[live] * gain[live, None],
                 labels=self.src.labels,
                 steps=self.cfg.steps,
-                solver=self.cfg.solver,
+                guidance=self.cfg.guidance(),
                 init=self.cfg.init,
                 generator=gens,
                 consistency=self.cfg.consistency,

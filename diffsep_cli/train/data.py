@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .audio import find_audio, load_mono
-from .config import PEAK_LIMIT
-from .errors import DiffsepError
+from ..config import PEAK_LIMIT
+from ..errors import DiffsepError
+from ..io.audio import find_audio, load_mono
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Benchmarks: the systems, their scores and costs, summaries (returns data; prints nothing)."""

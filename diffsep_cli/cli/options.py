@@ -1,0 +1,39 @@
+"""Option types shared by several commands (same names, same help), and config building."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="Show tracebacks.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no notices.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+AsJson = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+# separation options of `separate` and `bench`: their names are SeparateConfig's fields
+Device = Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")]
+Steps = Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")]
+Solver = Annotated[
+    str, typer.Option(help="hybrid, dsg, dps (guided) or dirac, projection (forward only).")
+]
+Init = Annotated[str, typer.Option(help="noisy-mixture, split, noise or mixture.")]
+Eta = Annotated[float, typer.Option(help="Noise per step: 1 ancestral, 0 deterministic (ODE).")]
+GuidedSteps = Annotated[
+    int, typer.Option(help="dirac / projection: run the last N steps hybrid-guided.")
+]
+Seed = Annotated[int, typer.Option(help="Random seed (same seed, same output).")]
+Segment = Annotated[float | None, typer.Option(help="Segment seconds (default: the priors').")]
+Overlap = Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")]
+BatchSize = Annotated[int, typer.Option(help="Segments separated at once.")]
+Consistency = Annotated[
+    str, typer.Option(help="Make the sources sum to the mixture: mask (soft masks), equal, none.")
+]
+
+
+def config_from(cls: type[T], options: dict[str, Any]) -> T:
+    """A frozen config dataclass from a command's options (its ``locals()``), by field name."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in options.items() if k in names})

@@ -1,0 +1,1 @@
+"""Training a prior: data (crops, augmentation) and the trainer (EMA, AMP, DDP, resume)."""

@@ -1,0 +1,71 @@
+"""A training run on disk: the prior (EMA) with its card, and the resume state in ``train/``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from ..config import PriorConfig, TrainConfig
+from ..core.prior import Prior
+from ..hub.card import model_card
+from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, save_prior
+
+
+def truncate_log(log: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint a run resumes from (they are re-run)."""
+    if not log.exists():
+        return
+    rows = [line for line in log.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["step"] <= step]
+    if len(kept) < len(rows):
+        log.write_text("".join(line + "\n" for line in kept))
+
+
+def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str) -> str:
+    training = {
+        "steps": info["step"],
+        "batch": f"{tc.batch} x {cfg.segment / cfg.sample_rate:g} s crops x {info['world']} ranks",
+        "optimiser": f"AdamW lr {tc.lr:g}, wd {tc.weight_decay:g}, clip {tc.grad_clip:g}"
+        + (f", lr cooled to 0 over the last {tc.cooldown} steps" if tc.cooldown else ""),
+        "loss": "eps-MSE"
+        + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
+        + " (valid loss unweighted)",
+        "EMA decay": tc.ema_decay,
+        "wall time": f"{info['seconds'] / 3600:.2f} h on {info['device']}",
+        "train loss (last interval)": f"{info['loss']:.4f}",
+        "valid loss (EMA)": "-" if info["valid"] is None else f"{info['valid']:.4f}",
+    }
+    return model_card(
+        cfg,
+        summary=f"Trained with `diffsep train` on {data}.",
+        training=training,
+        data=info.get("data_note", ""),
+        datasets=info.get("datasets", ()),
+    )
+
+
+def save_run(
+    out: Path,
+    online: Prior,
+    ema: Prior,
+    opt: torch.optim.Optimizer,
+    state: dict[str, Any],
+    card: str,
+) -> None:
+    """Write the prior (EMA) and the resume state; each file replaced atomically."""
+    train_dir = out / "train"
+    train_dir.mkdir(parents=True, exist_ok=True)
+    save_prior(ema, out / ".tmp-prior", card)
+    for name in (CONFIG_NAME, WEIGHTS_NAME, "README.md"):
+        os.replace(out / ".tmp-prior" / name, out / name)
+    (out / ".tmp-prior").rmdir()
+    weights = {k: v.detach().cpu().contiguous() for k, v in online.net.state_dict().items()}
+    save_file(weights, str(train_dir / "online.safetensors.tmp"))
+    os.replace(train_dir / "online.safetensors.tmp", train_dir / "online.safetensors")
+    torch.save({**state, "optimizer": opt.state_dict()}, train_dir / "state.pt.tmp")
+    os.replace(train_dir / "state.pt.tmp", train_dir / "state.pt")
