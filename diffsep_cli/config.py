@@ -178,6 +178,30 @@ class SeparateConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly augmentation of training crops (``train.augment``); the defaults are off."""
+
+    speed: float = 0.0  # speed / pitch factor within [1/(1+s), 1+s] (resampling)
+    speed_prob: float = 0.8
+    eq_prob: float = 0.0  # a random EQ, tilt and band limit
+    eq_bands: int = 3
+    eq_db: float = 6.0  # peak gain of each EQ band, +-
+    tilt_db: float = 6.0  # spectral tilt over 4 octaves, +-
+    band_prob: float = 0.3  # of the EQ'd crops, how many also get band limits
+    reverb_prob: float = 0.0
+    rt60: tuple[float, float] = (0.1, 0.6)  # seconds
+    wet_db: tuple[float, float] = (-20.0, -6.0)  # reverberant tail against the direct path
+
+
+# what `diffsep train --augment` names: voices and rooms for speech, rooms for sounds
+AUGMENTS = {
+    "none": AugmentConfig(),
+    "speech": AugmentConfig(speed=0.15, eq_prob=0.6, reverb_prob=0.3),
+    "sfx": AugmentConfig(speed=0.1, speed_prob=0.5, eq_prob=0.5, reverb_prob=0.2),
+}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation recipe (the official repo gives lr 1e-4, batch 12, AMP, EMA)."""
 
@@ -198,8 +222,13 @@ class TrainConfig:
     log_every: int = 25
     valid_every: int = 500
     valid_items: int = 32
+    augment: str = "none"  # AUGMENTS
+    balance: float = 0.0  # 0: clips drawn by length; 1: every group folder equally often
 
     def __post_init__(self) -> None:
+        check_choice("augment", self.augment, tuple(AUGMENTS))
+        if not 0 <= self.balance <= 1:
+            raise ValueError("balance must be in [0, 1]")
         if not 0 <= self.cooldown <= self.steps:
             raise ValueError(f"cooldown must be between 0 and steps ({self.steps})")
 

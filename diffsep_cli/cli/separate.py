@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..config import SeparateConfig
-from ..errors import DiffsepError
-from .console import err, make_progress, out, user_errors
+from ..errors import EXIT_ERROR, DiffsepError, InputError
+from .console import err, fail, make_progress, out, user_errors
 from .options import (
     AsJson,
     BatchSize,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..core.sources import ResolvedSources
-    from ..io.outputs import Job
+    from ..io.outputs import Job, Plan
     from ..io.pipeline import FileResult
 
 Sources = Annotated[
@@ -91,24 +92,28 @@ def separate_cmd(
     with user_errors(verbose):
         cfg = config_from(SeparateConfig, locals())
         notices = not (quiet or as_json)
-        plan = plan_run(
+        run = plan_run(
             inputs, sources, out_dir, filename, fmt, subtype, device, overwrite, skip_existing
         )
-        for path in plan.skipped if notices else []:
+        for path in run.plan.skipped if notices else []:
             err.print(f"skipped {path} (outputs exist)")
-        results = separate_jobs(plan, cfg, notices)
+        results = separate_jobs(run, cfg, notices)
         if as_json:
-            out.print_json(json.dumps(results_doc(results, plan, cfg)))
+            out.print_json(json.dumps(results_doc(results, run, cfg)))
         elif not quiet:
             print_results(results)
+        if run.plan.failed:  # each failure had its line; several inputs get a summary too
+            total = len(run.plan.failed) + len(results) + len(run.plan.skipped)
+            if total > 1:
+                fail(f"{len(run.plan.failed)} of {total} inputs failed (see above)")
+            raise typer.Exit(EXIT_ERROR)
 
 
 @dataclass
-class Plan:
-    """Everything resolved before any work: outputs of each input, the priors, the device."""
+class Run:
+    """Everything resolved before any work: each input's plan, the priors, the device."""
 
-    jobs: list[Job]
-    skipped: list[Path]
+    plan: Plan
     src: ResolvedSources
     device: torch.device
     fmt: str | None
@@ -126,35 +131,46 @@ def plan_run(
     device: str,
     overwrite: bool,
     skip_existing: bool,
-) -> Plan:
-    """Find the inputs, load the priors and plan every output (all errors before any work)."""
+) -> Run:
+    """Find the inputs, load the priors and plan every output (all errors before any work;
+    an input that cannot be read is reported, and the others go on)."""
     from ..core.devices import resolve_device
     from ..core.sources import parse_sources, resolve_sources
     from ..hub.api import load_prior
     from ..io.audio import find_audio
-    from ..io.outputs import plan_jobs
+    from ..io.outputs import check_template, plan_jobs
 
-    files = find_audio(inputs)
-    if not files:
-        raise DiffsepError("no audio files found in the inputs")
+    check_template(template)
+    files: list[Path] = []
+    failed: list[tuple[Path, str]] = []
+    for path in inputs:
+        try:
+            found = find_audio([path])
+        except InputError as exc:
+            failed.append((path, str(exc)))
+            continue
+        if not found:
+            failed.append((path, f"{path}: no audio files in this folder"))
+        files += found
     dev = resolve_device(device)
     src = resolve_sources(parse_sources(sources), lambda n: load_prior(n, dev))
-    names = src.names
-    jobs, skipped = plan_jobs(
-        files, names, out_dir, template, fmt, subtype, overwrite, skip_existing
-    )
-    return Plan(jobs, skipped, src, dev, fmt, subtype, overwrite)
+    plan = plan_jobs(files, src.names, out_dir, template, fmt, subtype, overwrite, skip_existing)
+    plan.failed[:0] = failed
+    for _, reason in plan.failed:
+        err.print(f"[bold red]error:[/] {escape(reason)}", markup=True)
+    return Run(plan, src, dev, fmt, subtype, overwrite)
 
 
-def separate_jobs(plan: Plan, cfg: SeparateConfig, notices: bool) -> list[FileResult]:
-    """Separate each planned input with progress bars on stderr; notices for stereo, clipping."""
+def separate_jobs(run: Run, cfg: SeparateConfig, notices: bool) -> list[FileResult]:
+    """Separate each planned input with progress bars on stderr; notices for stereo, clipping;
+    an input that fails is reported in one line (and in ``run.plan.failed``), the rest go on."""
     from ..io.audio import audio_info
 
     progress = make_progress(err, notices and err.is_terminal)
     results: list[FileResult] = []
     try:
         with progress:
-            files_task = progress.add_task("files", total=len(plan.jobs))
+            files_task = progress.add_task("files", total=len(run.plan.jobs))
             seg_task = progress.add_task("segments", total=None)
             step_task = progress.add_task("steps", total=cfg.steps)
 
@@ -162,15 +178,21 @@ def separate_jobs(plan: Plan, cfg: SeparateConfig, notices: bool) -> list[FileRe
                 task = seg_task if stage == "segments" else step_task
                 progress.update(task, completed=done, total=total)
 
-            for job in plan.jobs:
-                channels = audio_info(job.input).channels
-                if notices and channels > 1 and not cfg.per_channel:
-                    err.print(
-                        f"{job.input}: {channels} channels downmixed to mono "
-                        "(--per-channel separates each)"
-                    )
+            for job in run.plan.jobs:
                 progress.update(seg_task, completed=0)
-                results.append(separate_one(job, plan, cfg, update))
+                try:
+                    channels = audio_info(job.input).channels
+                    if notices and channels > 1 and not cfg.per_channel:
+                        err.print(
+                            f"{job.input}: {channels} channels downmixed to mono "
+                            "(--per-channel separates each)"
+                        )
+                    results.append(separate_one(job, run, cfg, update))
+                except InputError as exc:
+                    run.plan.failed.append((job.input, str(exc)))
+                    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+                    progress.advance(files_task)
+                    continue
                 if notices and results[-1].clipped:
                     err.print(
                         f"{job.input}: {results[-1].clipped} input samples at full "
@@ -185,7 +207,7 @@ def separate_jobs(plan: Plan, cfg: SeparateConfig, notices: bool) -> list[FileRe
 
 
 def separate_one(
-    job: Job, plan: Plan, cfg: SeparateConfig, update: Callable[[str, int, int], None]
+    job: Job, run: Run, cfg: SeparateConfig, update: Callable[[str, int, int], None]
 ) -> FileResult:
     """One input through the file pipeline; write and memory failures become one line."""
     import soundfile as sf
@@ -197,12 +219,12 @@ def separate_one(
         return separate_file(
             job.input,
             job.outputs,
-            plan.src,
+            run.src,
             cfg,
-            fmt=plan.fmt,
-            subtype=plan.subtype,
-            overwrite=plan.overwrite,
-            device=plan.device,
+            fmt=run.fmt,
+            subtype=run.subtype,
+            overwrite=run.overwrite,
+            device=run.device,
             progress=update,
         )
     except sf.LibsndfileError as exc:  # a RuntimeError too: first
@@ -215,13 +237,13 @@ def separate_one(
         raise
 
 
-def results_doc(results: list[FileResult], plan: Plan, cfg: SeparateConfig) -> dict[str, Any]:
+def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dict[str, Any]:
     """The ``--json`` document of a run."""
     return {
-        "device": str(plan.device),
+        "device": str(run.device),
         "steps": cfg.steps,
         "solver": cfg.solver,
-        "sources": plan.src.names,
+        "sources": run.src.names,
         "files": [
             {
                 "input": str(r.input),
@@ -234,7 +256,8 @@ def results_doc(results: list[FileResult], plan: Plan, cfg: SeparateConfig) -> d
             }
             for r in results
         ],
-        "skipped": [str(p) for p in plan.skipped],
+        "skipped": [str(p) for p in run.plan.skipped],
+        "failed": [{"input": str(p), "error": reason} for p, reason in run.plan.failed],
     }
 
 

@@ -40,6 +40,12 @@ def train_cmd(
     cooldown: Annotated[
         int, typer.Option(help="Decay the lr to 0 over the last N of --steps (0: constant).")
     ] = 0,
+    augment: Annotated[
+        str, typer.Option(help="Crop augmentation: none, speech (voices, rooms), sfx (rooms).")
+    ] = "none",
+    balance: Annotated[
+        float, typer.Option(help="Draw group folders by length (0) .. equally often (1).")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..config import PriorConfig
 from ..core.prior import Prior
+from ..errors import DiffsepError
 from .registry import CARD as CARD_NAME
 from .registry import CONFIG as CONFIG_NAME
 from .registry import WEIGHTS as WEIGHTS_NAME
@@ -29,8 +31,14 @@ def save_prior(prior: Prior, out_dir: str | Path, card: str | None = None) -> Pa
 
 
 def load_prior_dir(path: str | Path, device: str | torch.device = "cpu") -> Prior:
-    """Load a prior folder (config + safetensors weights, strict key match), in eval mode."""
+    """Load a prior folder (config + safetensors weights, strict key match), in eval mode.
+    A folder that does not make a prior (missing or truncated files, a config that does not
+    match the weights) is a one-line DiffsepError naming the folder."""
     folder = Path(path)
-    prior = Prior(PriorConfig.load(folder / CONFIG_NAME))
-    prior.net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
+    try:
+        prior = Prior(PriorConfig.load(folder / CONFIG_NAME))
+        prior.net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DiffsepError(f"{folder}: not a loadable prior folder ({reason})") from None
     return prior.to(device).eval().requires_grad_(False)

@@ -9,32 +9,58 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..errors import DiffsepError
+from ..errors import DiffsepError, InputError
+from .files import is_partial
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64")
 
 
 def find_audio(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively, audio extensions only) into a sorted file list."""
+    """Expand files and folders (recursively: regular files with audio extensions, not the
+    leftovers of interrupted writes) into a sorted file list; a path named on its own may be
+    any regular file (it is checked when read)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             found += sorted(
-                f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file() and not is_partial(f)
             )
         elif p.is_file():
             found.append(p)
+        elif p.exists():
+            raise InputError(f"{p}: not a regular file (a device, FIFO or socket)")
         else:
-            raise DiffsepError(f"no such file or folder: {p}")
+            raise InputError(f"no such file or folder: {p}")
     return found
 
 
 def audio_info(path: str | Path) -> sf._SoundFileInfo:
-    """Header of an audio file, with a one-line error for anything soundfile cannot read."""
+    """Header of an audio file, with a one-line error for anything soundfile cannot read
+    (a FIFO or device is refused before it is opened: reading it could block forever)."""
+    if not Path(path).is_file():
+        what = "no such file" if not Path(path).exists() else "not a regular file"
+        raise InputError(f"{path}: {what}")
     try:
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise DiffsepError(f"{path}: not a readable audio file ({exc})") from None
+        raise InputError(f"{path}: not a readable audio file ({exc})") from None
+    except OSError as exc:  # permission denied and friends
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def count_nonfinite(path: str | Path, block: int = 1 << 20) -> int:
+    """Number of NaN / inf samples of a file (0 at once for integer PCM, which cannot hold
+    them; float and compressed formats are decoded once, in blocks)."""
+    subtype = audio_info(path).subtype
+    if subtype.startswith(("PCM_", "ULAW", "ALAW")):
+        return 0
+    bad = 0
+    with sf.SoundFile(str(path)) as f:
+        while len(x := f.read(block, dtype="float64", always_2d=True)):
+            bad += int(np.count_nonzero(~np.isfinite(x)))
+    return bad
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -49,9 +75,9 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise DiffsepError(f"{path}: not a readable audio file ({exc})") from None
+        raise InputError(f"{path}: not a readable audio file ({exc})") from None
     if not data.size:
-        raise DiffsepError(f"{path}: empty audio")
+        raise InputError(f"{path}: empty audio")
     return resample(data.mean(axis=1), sr, sample_rate)
 
 

@@ -24,8 +24,8 @@ from ..config import PEAK_LIMIT, SeparateConfig
 from ..core.separation import separate_tensor
 from ..core.sources import ResolvedSources
 from ..core.stream import OverlapAdd, Segmenter, segment_count
-from ..errors import DiffsepError
-from .audio import audio_info
+from ..errors import DiffsepError, InputError
+from .audio import audio_info, count_nonfinite
 from .files import atomic_file
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -64,9 +64,15 @@ class _Separator:
     """Batches segments [C, S] and returns separated ones [C, K, S] in order."""
 
     def __init__(
-        self, src: ResolvedSources, cfg: SeparateConfig, device: torch.device, progress: Progress
+        self,
+        src: ResolvedSources,
+        cfg: SeparateConfig,
+        device: torch.device,
+        progress: Progress,
+        name: str = "the input",
     ) -> None:
         self.src, self.cfg, self.device, self.progress = src, cfg, device, progress
+        self.name = name
         k = len(src.priors)
         level = float(np.mean([p.config.level_dbfs for p in src.priors]))
         self.target = 10 ** ((level + 10 * math.log10(k)) / 20)  # K sources at `level` each
@@ -98,6 +104,12 @@ class _Separator:
                 consistency=self.cfg.consistency,
                 callback=lambda i, *_: self.progress("step", self.cfg.steps - i, self.cfg.steps),
             )
+            bad = sorted({index[live[j] // c] for j in (~est.isfinite()).nonzero()[:, 0].tolist()})
+            if bad:
+                raise InputError(
+                    f"the solver diverged (non-finite output) in segment(s) {bad[:5]} of "
+                    f"{self.name}: nothing written for it"
+                )
             out[live] = est / gain[live, None, None]
         self.pending = []
         return list(out.cpu().reshape(n, c, -1, length))
@@ -113,12 +125,20 @@ class _Separator:
 
 
 def _input_blocks(path: Path, channels_out: int, clip: list[int]) -> Iterator[np.ndarray]:
-    """[n, C] float32 blocks of the input: the mono downmix, or every channel."""
-    with sf.SoundFile(str(path)) as f:
-        block = max(1, int(BLOCK_SECONDS * f.samplerate))
-        for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-            clip[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
-            yield x if channels_out == x.shape[1] else x.mean(axis=1, keepdims=True)
+    """[n, C] float32 blocks of the input: the mono downmix, or every channel. A decoding
+    error (a truncated or corrupt file) is an InputError naming the file."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            block = max(1, int(BLOCK_SECONDS * f.samplerate))
+            # read() until it returns nothing: a header may promise more frames than decode
+            # (truncated MP3), and blocks() then yields uninitialised memory
+            while len(x := f.read(block, dtype="float32", always_2d=True)):
+                clip[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
+                yield x if channels_out == x.shape[1] else x.mean(axis=1, keepdims=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
+        raise InputError(f"{path}: truncated or corrupt audio ({exc})") from None
 
 
 def output_format(info: sf._SoundFileInfo, fmt: str | None, subtype: str | None) -> tuple[str, str]:
@@ -163,6 +183,7 @@ class _Writer:
         consistency: str,
     ) -> None:
         info = audio_info(path)
+        self.name = str(path)
         self.files, self.ola, (self.c, self.k) = files, ola, shape
         self.frames, self.n_prior = info.frames, math.ceil(info.frames * rate / info.samplerate)
         self.up = soxr.ResampleStream(
@@ -190,10 +211,13 @@ class _Writer:
     def _write(self, y: np.ndarray) -> None:  # [n, C*K] at the input rate
         y = y[: self.frames - self.written].reshape(-1, self.c, self.k)
         if self.mix is not None:
-            while len(self.mix_buf) < len(y):
-                self.mix_buf = np.concatenate([self.mix_buf, next(self.mix)])
+            while len(self.mix_buf) < len(y):  # past what decodes: silence, as the outputs
+                more = next(self.mix, np.zeros((len(y) - len(self.mix_buf), self.c), np.float32))
+                self.mix_buf = np.concatenate([self.mix_buf, more])
             mix, self.mix_buf = self.mix_buf[: len(y)], self.mix_buf[len(y) :]
             y = y + ((mix - y.sum(axis=2)) / self.k)[:, :, None]
+        if not np.isfinite(y).all():  # never write NaN / inf, whatever went wrong upstream
+            raise InputError(f"{self.name}: non-finite output samples; nothing written for it")
         for j, f in enumerate(self.files):
             f.write(y[:, :, j])
         self.written += len(y)
@@ -214,7 +238,9 @@ def separate_file(
     """Separate one file into ``outputs`` (source name -> path), streaming in blocks."""
     info = audio_info(path)
     if info.frames <= 0:
-        raise DiffsepError(f"{path}: empty audio (0 samples)")
+        raise InputError(f"{path}: empty audio (0 samples)")
+    if bad := count_nonfinite(path):
+        raise InputError(f"{path}: {bad} samples are not finite (NaN or inf)")
     fmt, subtype = output_format(info, fmt, subtype)
     rate = src.priors[0].config.sample_rate
     seg_len = round((cfg.segment or min(p.config.segment for p in src.priors) / rate) * rate)
@@ -223,7 +249,7 @@ def separate_file(
     total = segment_count(math.ceil(info.frames * rate / info.samplerate), seg_len, overlap)
     result = FileResult(path, outputs, info.frames / info.samplerate, segments=total)
     start, clip = time.perf_counter(), [0]
-    separator = _Separator(src, cfg, torch.device(device), progress)
+    separator = _Separator(src, cfg, torch.device(device), progress, str(path))
     with ExitStack() as stack:
         tmps = {n: stack.enter_context(atomic_file(p, overwrite)) for n, p in outputs.items()}
         files = [

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from ..config import PriorConfig, TrainConfig
+from ..config import AUGMENTS, PriorConfig, TrainConfig
 from ..core.prior import Prior
 from ..hub.card import model_card
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, save_prior
@@ -36,6 +36,8 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
         + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
         + " (valid loss unweighted)",
         "EMA decay": tc.ema_decay,
+        "augmentation": tc.augment + (f" ({AUGMENTS[tc.augment]})" if tc.augment != "none" else ""),
+        "sampling": f"group folders balanced {tc.balance:g} (0: by length, 1: equal)",
         "wall time": f"{info['seconds'] / 3600:.2f} h on {info['device']}",
         "train loss (last interval)": f"{info['loss']:.4f}",
         "valid loss (EMA)": "-" if info["valid"] is None else f"{info['valid']:.4f}",

@@ -1,18 +1,20 @@
-"""Training data: single-source clips in memory and random level-calibrated crops of them."""
+"""Training data: single-source clips in memory and random level-calibrated crops of them,
+drawn balanced across their folders and augmented on the fly (see ``augment``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import PEAK_LIMIT
+from ..config import PEAK_LIMIT, AugmentConfig
 from ..errors import DiffsepError
 from ..io.audio import find_audio, load_mono
+from .augment import augment, speed_factor
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Clips:
     audio: list[np.ndarray]
     labels: list[int]
     names: tuple[str, ...]  # class names (empty without labels)
+    groups: list[str] = field(default_factory=list)  # each clip's folder under its root
 
     @property
     def seconds(self) -> float:
@@ -35,6 +38,14 @@ def _class_of(path: Path, roots: Sequence[Path]) -> str:
             if len(parts) > 1:
                 return parts[0]
     raise DiffsepError(f"{path}: with --labels-from-folders every file must sit in a class folder")
+
+
+def _group_of(path: Path, roots: Sequence[Path]) -> str:
+    """The folder a clip sits in, relative to its root (a package, a speaker, a class)."""
+    for root in roots:
+        if root.is_dir() and path.is_relative_to(root):
+            return str(path.parent.relative_to(root))
+    return str(path.parent)
 
 
 def load_clips(
@@ -56,15 +67,29 @@ def load_clips(
     classes = [_class_of(f, roots) for f in files] if labels_from_folders else []
     names = tuple(sorted(set(classes)))
     rank, world = shard
-    audio, labels = [], []
+    audio, labels, groups = [], [], []
     for i in range(rank, len(files), world):
         x = load_mono(files[i], sample_rate)
         if len(x) >= min_seconds * sample_rate and np.abs(x).max() > 0:
             audio.append(x)
             labels.append(names.index(classes[i]) if classes else 0)
+            groups.append(_group_of(files[i], roots))
     if not audio:
         raise DiffsepError("no usable (non-silent, long enough) clips found")
-    return Clips(audio, labels, names)
+    return Clips(audio, labels, names, groups)
+
+
+def clip_weights(clips: Clips, segment: int, balance: float = 0.0) -> np.ndarray:
+    """Probability of drawing each clip: by its length (long clips count half beyond one
+    segment), then the groups reweighted so a group's share goes as its total ** (1 -
+    ``balance``): 0 keeps shares by length, 1 draws every group equally often."""
+    lengths = np.array([len(a) for a in clips.audio], dtype=np.float64)
+    w = np.minimum(lengths, segment) + np.maximum(lengths - segment, 0) * 0.5
+    if balance > 0 and clips.groups:
+        keys, index = np.unique(np.array(clips.groups), return_inverse=True)
+        totals = np.bincount(index, weights=w, minlength=len(keys))
+        w = w * totals[index] ** -balance
+    return w / w.sum()
 
 
 class CropSampler:
@@ -80,11 +105,14 @@ class CropSampler:
         level: tuple[float, float] = (-25.0, -20.0),
         seed: int = 0,
         min_active: float = 0.25,
+        *,
+        balance: float = 0.0,
+        augment: AugmentConfig | None = None,
+        rate: int = 16000,
     ) -> None:
         self.clips, self.segment, self.level, self.min_active = clips, segment, level, min_active
-        lengths = np.array([len(a) for a in clips.audio], dtype=np.float64)
-        self.weights = np.minimum(lengths, segment) + np.maximum(lengths - segment, 0) * 0.5
-        self.weights /= self.weights.sum()
+        self.weights = clip_weights(clips, segment, balance)
+        self.augment, self.rate = augment, rate
         self.rng = np.random.default_rng(seed)
 
     def _active(self, x: np.ndarray) -> float:
@@ -94,19 +122,24 @@ class CropSampler:
         return float(np.mean(energy > energy.max() * 1e-4)) if len(energy) else 0.0
 
     def crop(self) -> tuple[np.ndarray, int]:
-        """One crop [segment] and its class."""
+        """One crop [segment] and its class (augmented, when asked, before its level is set)."""
+        aug = self.augment
+        factor = speed_factor(aug, self.rng) if aug is not None else 1.0
+        size = int(np.ceil(self.segment * factor))  # played `factor` times faster
         for _ in range(10):  # silence rejection
             i = int(self.rng.choice(len(self.weights), p=self.weights))
-            clip, out = self.clips.audio[i], np.zeros(self.segment, dtype=np.float32)
-            if len(clip) >= self.segment:
-                start = int(self.rng.integers(0, len(clip) - self.segment + 1))
-                out[:] = clip[start : start + self.segment]
+            clip, out = self.clips.audio[i], np.zeros(size, dtype=np.float32)
+            if len(clip) >= size:
+                start = int(self.rng.integers(0, len(clip) - size + 1))
+                out[:] = clip[start : start + size]
             else:
-                start = int(self.rng.integers(0, self.segment - len(clip) + 1))
+                start = int(self.rng.integers(0, size - len(clip) + 1))
                 out[start : start + len(clip)] = clip
-            active = self._active(out) * self.segment / min(len(clip), self.segment)
+            active = self._active(out) * size / min(len(clip), size)
             if np.abs(out).max() > 0 and active >= self.min_active:
                 break
+        if aug is not None:
+            out = augment(out, self.segment, self.rate, aug, self.rng, factor)
         gain_db = self.rng.uniform(*self.level) - 10 * np.log10(np.mean(out**2) + 1e-12)
         gain = min(10 ** (gain_db / 20), PEAK_LIMIT / max(float(np.abs(out).max()), 1e-12))
         out *= gain * self.rng.choice((-1.0, 1.0))

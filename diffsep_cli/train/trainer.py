@@ -24,7 +24,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import Tensor
 
-from ..config import PriorConfig, TrainConfig
+from ..config import AUGMENTS, PriorConfig, TrainConfig
 from ..core.devices import rank_device
 from ..core.diffusion import min_snr_weights
 from ..core.prior import Prior
@@ -250,7 +250,17 @@ def train(
     st = _models(cfg, tc, out, resume, device, world, compile)
     # random streams are seeded by (seed, rank, step): deterministic, also across resumes
     stream = tc.seed * 1_000_003 + rank * 10_007 + st.step
-    sampler = CropSampler(clips, cfg.segment, (tc.level_low, tc.level_high), seed=stream)
+    aug = AUGMENTS[tc.augment] if tc.augment != "none" else None
+    level = (tc.level_low, tc.level_high)
+    sampler = CropSampler(
+        clips,
+        cfg.segment,
+        level,
+        seed=stream,
+        balance=tc.balance,
+        augment=aug,
+        rate=cfg.sample_rate,
+    )
     gen = torch.Generator().manual_seed(stream)
     valid_clips = load_clips(valid, cfg.sample_rate) if valid and rank == 0 else None
     valid_batch = _fixed_valid(valid_clips, cfg, tc, null)

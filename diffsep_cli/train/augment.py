@@ -1,0 +1,68 @@
+"""Augmentation of training crops that multiplies voices, microphones and rooms (numpy, on the
+fly): speed / pitch (resampling, as Kaldi's speed perturbation), a random EQ of a few bands
+with a spectral tilt, band limits, mild synthetic reverberation. Levels are set afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from ..config import AugmentConfig
+
+
+def _gain_curve(freqs: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Linear magnitude response over ``freqs`` (Hz): peaking bands, a tilt, band limits."""
+    octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
+    db = rng.uniform(-cfg.tilt_db, cfg.tilt_db) * octaves / 4  # +-tilt_db over 4 octaves
+    for _ in range(int(rng.integers(0, cfg.eq_bands + 1))):
+        centre = rng.uniform(np.log2(100 / 1000), np.log2(6000 / 1000))
+        width = rng.uniform(0.3, 1.5)  # octaves
+        db += rng.uniform(-cfg.eq_db, cfg.eq_db) * np.exp(-0.5 * ((octaves - centre) / width) ** 2)
+    gain = 10 ** (db / 20)
+    if rng.random() < cfg.band_prob:  # a smaller microphone or a telephone-ish channel
+        low, high = rng.uniform(50, 300), rng.uniform(3500, 7500)
+        gain /= np.sqrt(1 + (low / np.maximum(freqs, 1.0)) ** 4) * np.sqrt(1 + (freqs / high) ** 8)
+    return gain
+
+
+def _room(rate: int, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic impulse response: the direct path plus exponentially decaying noise."""
+    rt60 = rng.uniform(*cfg.rt60)
+    n = int(rt60 * rate)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / max(n, 1))
+    tail[: int(0.002 * rate)] = 0  # the first reflections arrive after a couple of ms
+    wet = 10 ** (rng.uniform(*cfg.wet_db) / 20)
+    ir = wet * tail / (np.linalg.norm(tail) + 1e-12)
+    ir[0] += 1.0
+    return ir
+
+
+def speed_factor(cfg: AugmentConfig, rng: np.random.Generator) -> float:
+    """How much faster (> 1) or slower a crop plays: log-uniform in [1/(1+s), 1+s], or 1."""
+    if not cfg.speed or rng.random() >= cfg.speed_prob:
+        return 1.0
+    return float(np.exp(rng.uniform(-np.log1p(cfg.speed), np.log1p(cfg.speed))))
+
+
+def augment(
+    x: np.ndarray,
+    length: int,
+    rate: int,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    factor: float = 1.0,
+) -> np.ndarray:
+    """A crop of about ``length * factor`` samples [N] -> ``length`` samples played ``factor``
+    times faster (pitch and formants move with it), EQ'd and reverberated at random. The level
+    is set by the caller."""
+    if factor != 1.0:
+        x = soxr.resample(x.astype(np.float64), rate * factor, rate, quality="HQ")
+    x = np.pad(x, (0, max(0, length - len(x))))[:length]
+    n_fft = 1 << int(np.ceil(np.log2(2 * length)))
+    spec = np.fft.rfft(x, n_fft)
+    freqs = np.fft.rfftfreq(n_fft, 1 / rate)
+    if rng.random() < cfg.eq_prob:
+        spec = spec * _gain_curve(freqs, cfg, rng)
+    if rng.random() < cfg.reverb_prob:
+        spec = spec * np.fft.rfft(_room(rate, cfg, rng), n_fft)
+    return np.fft.irfft(spec, n_fft)[:length].astype(np.float32)
