@@ -49,23 +49,47 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def matmul_peak(device: str, n: int = 2048, repeat: int = 3) -> float:
+    """Achieved GFLOP/s of an fp32 n x n matmul here: the practical ceiling of the cases."""
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeat + 1):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def _step(prior: Prior, x: torch.Tensor, mode: str) -> None:
+    if mode == "forward":
+        with torch.no_grad():
+            prior.denoise(x, 150)
+    else:
+        xg = x.clone().requires_grad_(True)
+        torch.autograd.grad(prior.denoise(xg, 150).square().sum(), xg)
+
+
 def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
-    """One case ``config:seconds:mode`` in this process; returns timings and peak memory."""
+    """One case ``config:seconds:mode`` in this process; returns timings, FLOPs (counted by
+    torch.utils.flop_counter), achieved GFLOP/s and peak memory."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     name, seconds, mode = case.split(":")
     prior = Prior(PriorConfig(net=CONFIGS[name])).to(device).eval().requires_grad_(False)
     prior.net.grad_checkpointing = mode.endswith("-ckpt")
     x = 0.05 * torch.randn(1, int(float(seconds) * 16000), device=device)
+    with FlopCounterMode(display=False) as counter:
+        _step(prior, x, mode)
     times = []
     for _ in range(repeat + 1):  # first run warms up
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        if mode == "forward":
-            with torch.no_grad():
-                prior.denoise(x, 150)
-        else:
-            xg = x.clone().requires_grad_(True)
-            torch.autograd.grad(prior.denoise(xg, 150).square().sum(), xg)
+        _step(prior, x, mode)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -76,7 +100,10 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
         "best_s": min(times[1:]),
         "median_s": sorted(times[1:])[len(times[1:]) // 2],
         "peak_rss_gb": round(_peak_rss_gb(), 2),
+        "gflop": counter.get_total_flops() / 1e9,
     }
+    row["gflops"] = row["gflop"] / min(times[1:])
+    row["matmul_gflops"] = matmul_peak(device)
     if device.startswith("cuda"):
         row["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
     return row
@@ -94,7 +121,10 @@ def main() -> None:
         print(json.dumps(run_case(cases[0], args.repeat, args.device)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'case':24} {'best s':>8} {'median s':>9} {'peak RSS GB':>12}")
+    print(
+        f"{'case':24} {'best s':>8} {'median s':>9} {'peak RSS GB':>12} {'GFLOP':>8} "
+        f"{'GFLOP/s':>8} {'of matmul':>9}"
+    )
     for case in cases:
         cmd = [
             sys.executable,
@@ -112,7 +142,11 @@ def main() -> None:
             print(f"{case:24} failed: {out.stderr.strip().splitlines()[-1]}")
             continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{case:24} {row['best_s']:8.2f} {row['median_s']:9.2f} {row['peak_rss_gb']:12.2f}")
+        share = row["gflops"] / row["matmul_gflops"]
+        print(
+            f"{case:24} {row['best_s']:8.2f} {row['median_s']:9.2f} {row['peak_rss_gb']:12.2f} "
+            f"{row['gflop']:8.1f} {row['gflops']:8.1f} {share:9.0%}"
+        )
 
 
 if __name__ == "__main__":

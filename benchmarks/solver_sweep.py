@@ -33,7 +33,7 @@ def parse_config(text: str) -> SeparateConfig:
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else 1.0
-    init = parts[3] if len(parts) > 3 and parts[3] else "noisy-mixture"
+    init = parts[3] if len(parts) > 3 and parts[3] else "auto"
     guided = int(parts[4]) if len(parts) > 4 and parts[4] else 0
     return SeparateConfig(steps=steps, solver=solver, eta=eta, init=init, guided_steps=guided)
 

@@ -107,8 +107,9 @@ PEAK_LIMIT = 0.95
 SOLVERS = ("hybrid", "dsg", "dps", "dirac", "projection")
 FORWARD_ONLY = ("dirac", "projection")  # solvers that take no gradient through the networks
 # noisy-mixture: the official start (every source the same noised mixture); split: y / K
-# each plus zero-sum noise at the first step's level; noise: N(0, I); mixture: y each
-INITS = ("noisy-mixture", "split", "noise", "mixture")
+# each plus zero-sum noise at the first step's level; noise: N(0, I); mixture: y each;
+# auto: noisy-mixture for the guided solvers, split for the forward-only ones
+INITS = ("auto", "noisy-mixture", "split", "noise", "mixture")
 # How separated sources are made to sum to the mixture: "mask" splits the mixture with soft
 # masks |S_k| / sum_j |S_j| of the estimates (their residual shared by time-frequency bin),
 # "equal" adds an equal share of the residual to each, "none" leaves the estimates as sampled.
@@ -153,7 +154,7 @@ class SeparateConfig:
 
     steps: int = 50  # DDPM steps (respaced from T); 200 is the paper's
     solver: str = "hybrid"
-    init: str = "noisy-mixture"
+    init: str = "auto"
     seed: int = 0
     segment: float | None = None  # seconds; None: the priors' training segment
     overlap: float = 0.25  # fraction of a segment shared with the next
@@ -239,8 +240,11 @@ SMALL_NET = NetConfig(
 )
 # attention only in the latent level: 2.4x cheaper than small per guided step on CPU
 LITE_NET = replace(SMALL_NET, depths=(0, 0, 2, 0, 0))
+# GPU-sized member under 20 MB (3.7 M parameters): attention at every level, 4 s crops
+BASE_NET = NetConfig(hidden=24, emb=64, heads=4, depths=(1, 2, 4, 2, 1), latent_sup=16)
 PRESETS = {
     "paper": PriorConfig(),
+    "base": PriorConfig(net=BASE_NET, segment=64000),
     "small": PriorConfig(net=SMALL_NET, segment=32000),
     "lite": PriorConfig(net=LITE_NET, segment=32000),
     "tiny": PriorConfig(

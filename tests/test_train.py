@@ -226,3 +226,34 @@ def test_ddp_two_cpu_processes_stay_in_sync(corpus: Path, tmp_path: Path) -> Non
     sums = json.loads((out / "train" / "ranks.json").read_text())
     assert len(sums) == 2 and sums[0] == sums[1]
     assert torch.load(out / "train" / "state.pt", weights_only=True)["step"] == 4
+
+
+def test_gpu_train_script_runs_on_cpu(corpus: Path, tmp_path: Path) -> None:
+    """The one-command GPU run (scripts/gpu_train.py), a few steps on CPU: it plans a batch
+    and a step count, trains, and leaves a loadable prior folder with its resume state."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "gpu_train.py"),
+        str(corpus / "sfx"),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--min-batch",
+        "2",
+        "--max-batch",
+        "2",
+        "--device",
+        "cpu",
+        "--augment",
+        "sfx",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    plan, done = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
+    assert plan["batch"] == 2 and plan["steps"] == 2 and np.isfinite(done["loss"])
+    assert load_prior_dir(out).config.segment == PRESETS["tiny"].segment
+    assert (out / "train" / "state.pt").exists()

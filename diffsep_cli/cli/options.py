@@ -19,7 +19,9 @@ Steps = Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")
 Solver = Annotated[
     str, typer.Option(help="hybrid, dsg, dps (guided) or dirac, projection (forward only).")
 ]
-Init = Annotated[str, typer.Option(help="noisy-mixture, split, noise or mixture.")]
+Init = Annotated[
+    str, typer.Option(help="auto (per solver), noisy-mixture, split, noise or mixture.")
+]
 Eta = Annotated[float, typer.Option(help="Noise per step: 1 ancestral, 0 deterministic (ODE).")]
 GuidedSteps = Annotated[
     int, typer.Option(help="dirac / projection: run the last N steps hybrid-guided.")

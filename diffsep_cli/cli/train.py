@@ -23,7 +23,7 @@ def train_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Prior folder to write.")],
     name: Annotated[str, typer.Option(help="Prior name (default: the --out folder name).")] = "",
     config: Annotated[
-        str, typer.Option(help="Preset (small, lite, tiny, paper) or a config.json to start from.")
+        str, typer.Option(help="Preset (lite, small, base, paper, tiny) or a config.json.")
     ] = "lite",
     valid: Annotated[
         list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")

@@ -1,4 +1,5 @@
-"""Which torch device a command runs on: the ``-d`` option, checked, and one per DDP rank."""
+"""Which torch device a command runs on (the ``-d`` option, checked), and the process group
+under torchrun: one device per rank, work shared by rank, results gathered on rank 0."""
 
 from __future__ import annotations
 
@@ -31,3 +32,29 @@ def rank_device(device: torch.device) -> torch.device:
     if device.type != "cuda" or device.index is not None or "LOCAL_RANK" not in os.environ:
         return device
     return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+
+
+def process_group(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); under torchrun (WORLD_SIZE > 1) starts the process group once:
+    NCCL on CUDA (this rank's GPU made current), gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world
+
+
+def gather_to_first(obj: object, world: int) -> list[object]:
+    """Every rank's ``obj`` on rank 0 (in rank order); other ranks get []."""
+    if world <= 1:
+        return [obj]
+    import torch.distributed as dist
+
+    found: list[object] | None = [None] * world if dist.get_rank() == 0 else None
+    dist.gather_object(obj, found, dst=0)
+    return found or []

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import CONSISTENCY, INITS, GuidanceConfig, check_choice
+from ..config import CONSISTENCY, FORWARD_ONLY, INITS, GuidanceConfig, check_choice
 from .diffusion import Schedule, q_sample, respace
 from .prior import Prior
 from .sampling import Callback, Denoise, RandnLike, sample_ddim, stacked_randn_like, zero_sum
@@ -103,7 +103,7 @@ def separate_tensor(
     labels: Sequence[int | None] | None = None,
     steps: int | None = None,
     solver: str = "hybrid",
-    init: str = "noisy-mixture",
+    init: str = "auto",
     generator: GeneratorArg = None,
     consistency: str = "none",
     guidance: GuidanceConfig | None = None,
@@ -129,6 +129,8 @@ def separate_tensor(
     if len(labels) != len(priors):
         raise ValueError(f"{len(labels)} labels for {len(priors)} sources")
     guidance = GuidanceConfig(solver=solver) if guidance is None else guidance
+    if init == "auto":
+        init = "split" if guidance.solver in FORWARD_ONLY else "noisy-mixture"
     schedule = respace(priors[0].schedule, steps or base.steps)
     randn_like = stacked_randn_like(_generators(generator, mix.shape[0]))
     x = init_state(mix, len(priors), init, priors[0].schedule, randn_like)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -25,7 +24,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from ..config import AUGMENTS, PriorConfig, TrainConfig
-from ..core.devices import rank_device
+from ..core.devices import process_group, rank_device
 from ..core.diffusion import min_snr_weights
 from ..core.prior import Prior
 from ..errors import DiffsepError
@@ -68,17 +67,6 @@ class TrainResult:
     valid_loss: float | None
     seconds: float
     out_dir: Path
-
-
-def _dist(device: str) -> tuple[int, int]:
-    """(rank, world size); starts the process group (NCCL on CUDA, gloo on CPU) under
-    torchrun. ``device`` is this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        if device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(device))
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
 def lr_factor(step: int, tc: TrainConfig) -> float:
@@ -164,7 +152,10 @@ def _models(
     online = Prior(cfg).to(device).train()
     ema = Prior(cfg).to(device).eval().requires_grad_(False)
     ema.net.load_state_dict(online.net.state_dict())
-    opt = torch.optim.AdamW(online.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    fused = device.startswith("cuda")  # one kernel for the whole update on GPUs
+    opt = torch.optim.AdamW(
+        online.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=fused or None
+    )
     step, elapsed = 0, 0.0
     if resume:
         online.net.load_state_dict(load_file(str(out / "train" / "online.safetensors")))
@@ -238,7 +229,7 @@ def train(
     # setup: this rank's device, the run's config, its data share
     out = Path(out_dir)
     device = str(rank_device(torch.device(device)))
-    rank, world = _dist(device)
+    rank, world = process_group(torch.device(device))
     cfg = _run_config(cfg, out, resume)
     clips = load_clips(
         data, cfg.sample_rate, labels_from_folders=labels_from_folders, shard=(rank, world)

@@ -1,0 +1,102 @@
+"""Training-data augmentation and group-balanced sampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from diffsep_cli.config import AUGMENTS, PEAK_LIMIT, AugmentConfig, TrainConfig
+from diffsep_cli.io.audio import rms_db
+from diffsep_cli.train.augment import augment, speed_factor
+from diffsep_cli.train.data import CropSampler, clip_weights, load_clips
+
+RATE = 16000
+
+
+def _tone(freq: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.1 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / RATE)[np.argmax(spec)])
+
+
+def test_speed_moves_pitch_and_keeps_the_length() -> None:
+    rng = np.random.default_rng(0)
+    x = _tone(1000.0, 1.2)
+    y = augment(x, RATE, RATE, AugmentConfig(), rng, factor=1.2)  # 1.2 s played in 1 s
+    assert y.shape == (RATE,) and abs(_peak_hz(y) - 1200.0) < 5
+    slow = augment(x[: int(0.9 * RATE)], RATE, RATE, AugmentConfig(), rng, factor=0.9)
+    assert abs(_peak_hz(slow[: int(0.8 * RATE)]) - 900.0) < 5
+    cfg = AugmentConfig(speed=0.15, speed_prob=1.0)
+    factors = [speed_factor(cfg, rng) for _ in range(500)]
+    assert 1 / 1.15 - 1e-9 <= min(factors) < 0.9 and 1.1 < max(factors) <= 1.15 + 1e-9
+    assert speed_factor(AugmentConfig(), rng) == 1.0
+
+
+def test_eq_and_rooms_change_the_spectrum_not_the_timing() -> None:
+    rng = np.random.default_rng(1)
+    x = np.zeros(RATE, np.float32)
+    x[100] = 1.0  # an impulse shows the filter, and where it starts
+    eq = augment(x, RATE, RATE, AugmentConfig(eq_prob=1.0, band_prob=1.0), rng)
+    room = augment(x, RATE, RATE, AugmentConfig(reverb_prob=1.0, rt60=(0.3, 0.3)), rng)
+    assert np.isfinite(eq).all() and np.isfinite(room).all()
+    assert abs(int(np.argmax(np.abs(room))) - 100) <= 1  # the direct path stays first
+    tail = np.square(room[100 + int(0.05 * RATE) :]).sum()
+    assert tail > 1e-4 * np.square(room).sum()  # a reverberant tail
+    plain = augment(x, RATE, RATE, AugmentConfig(), rng)
+    np.testing.assert_allclose(plain, x, atol=1e-6)  # all off: unchanged
+
+
+@pytest.fixture
+def groups(tmp_path: Path) -> Path:
+    """A big group (10 clips) and a small one (1 clip) of distinct tones."""
+    for i in range(10):
+        (tmp_path / "big").mkdir(exist_ok=True)
+        sf.write(tmp_path / "big" / f"b{i}.wav", _tone(300.0 + 10 * i), RATE)
+    (tmp_path / "small").mkdir()
+    sf.write(tmp_path / "small" / "s.wav", _tone(3000.0), RATE)
+    return tmp_path
+
+
+def test_balance_shares_draws_between_group_folders(groups: Path) -> None:
+    clips = load_clips([groups], RATE)
+    assert sorted(set(clips.groups)) == ["big", "small"]
+    small = [g == "small" for g in clips.groups]
+    share = {b: float(clip_weights(clips, RATE, b)[small].sum()) for b in (0.0, 0.5, 1.0)}
+    assert share[0.0] == pytest.approx(1 / 11)
+    assert share[0.5] == pytest.approx(1 / (1 + np.sqrt(10)))
+    assert share[1.0] == pytest.approx(0.5)
+
+
+def test_augmented_crops_are_level_calibrated_and_deterministic(groups: Path) -> None:
+    clips = load_clips([groups], RATE)
+
+    def draw(seed: int) -> torch.Tensor:
+        sampler = CropSampler(
+            clips,
+            8000,
+            (-25.0, -20.0),
+            seed=seed,
+            balance=1.0,
+            augment=AUGMENTS["speech"],
+            rate=RATE,
+        )
+        return sampler.batch(12)[0]
+
+    x = draw(3)
+    assert torch.equal(x, draw(3)) and not torch.equal(x, draw(4))
+    assert all(rms_db(c.numpy()) <= -19.99 for c in x)
+    assert float(x.abs().max()) <= PEAK_LIMIT + 1e-6
+
+
+def test_train_config_checks_augment_and_balance() -> None:
+    for bad in (dict(augment="chorus"), dict(balance=1.5)):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)  # type: ignore[arg-type]
