@@ -13,7 +13,7 @@ from diffsep_cli.hub import api as hub
 from diffsep_cli.hub import folder, registry
 from diffsep_cli.hub.registry import Entry, dump_registry, folder_files, load_registry
 
-from .conftest import make_prior
+from .conftest import make_prior, tiny_prior
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,6 +128,52 @@ def test_model_card_checks(priors: dict[str, Path]) -> None:
         "pipeline_tag is not 'audio-to-audio'",
         "no tags",
     ]
+
+
+def test_model_card_is_hub_metadata_and_a_body() -> None:
+    from huggingface_hub import ModelCard
+
+    from diffsep_cli.hub.card import TAGS, model_card
+
+    cfg = tiny_prior(0, num_classes=2, labels=("Bark", "Gong"), name="tiny").config
+    text = model_card(
+        cfg,
+        summary="A test prior.",
+        license="cc-by-sa-3.0",
+        datasets=["org/data"],
+        data="Data | licences.",
+        training={"steps": 5},
+        quality={"SI-SDRi": "+1.0 dB"},
+    )
+    card = ModelCard(text)
+    assert card.data.to_dict() == {
+        "datasets": ["org/data"],
+        "library_name": "diffsep",
+        "license": "cc-by-sa-3.0",
+        "pipeline_tag": "audio-to-audio",
+        "tags": list(TAGS),
+    }
+    assert registry.card_problems(text) == []
+    facts = [
+        "# tiny\n\nA test prior.\n",
+        "`diffsep separate mix.wav --sources tiny,...`",
+        "| sample rate | 16000 Hz |",
+        "| segment | 4000 samples (0.25 s) |",
+        "| source level | -22.5 dBFS RMS, peaks <= 0.95 |",
+        "| classes | Bark, Gong (null class: untrained) |",
+        "| diffusion | DDPM, T = 200, linear beta 0.0001..0.02, eps-prediction |",
+        "## Training\n\n| | |\n|---|---|\n| steps | 5 |\n",
+        "## Measured quality\n\n| | |\n|---|---|\n| SI-SDRi | +1.0 dB |\n",
+        "## Training data and licences\n\nData | licences.\n",
+    ]
+    for fact in facts:
+        assert fact in card.text, fact
+    assert "github.com" not in text and text.endswith(".\n")
+    bare = model_card(cfg, summary="S.")
+    assert "## " not in bare and ModelCard(bare).data.license == "other"
+    for name, path in hub.bundled_priors().items():  # the bundled cards: same code, same checks
+        bundled = (path / "README.md").read_text()
+        assert registry.card_problems(bundled) == [] and "github.com" not in bundled, name
 
 
 def test_update_registry_script(tmp_path: Path, priors: dict[str, Path]) -> None:

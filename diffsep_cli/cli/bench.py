@@ -119,11 +119,17 @@ def bench_cmd(
         int | None, typer.Option(help="CPU threads of torch and BLAS for every system.")
     ] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-mixture rows (CSV).")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write an HTML page: table, plots, players.")
+    ] = None,
+    report_items: Annotated[
+        int | None, typer.Option(help="Players for the worst and best N mixtures only.")
+    ] = None,
     as_json: AsJson = False,
     device: Device = "auto",
     steps: Steps = 50,
     solver: Solver = "hybrid",
-    init: Init = "noisy-mixture",
+    init: Init = "auto",
     seed: Seed = 0,
     segment: Segment = None,
     overlap: Overlap = 0.25,
@@ -139,6 +145,7 @@ def bench_cmd(
     with user_errors(verbose):
         from ..bench.options import BenchOptions
         from ..core.baselines import NMFConfig
+        from ..report.bench import estimates_dir
 
         opts = BenchOptions(
             sources=[s.strip() for s in sources.split(",")] if sources else None,
@@ -148,13 +155,36 @@ def bench_cmd(
             baselines=parse_baselines(baselines),
             nmf_train={k: Path(v) for k, v in parse_pairs(nmf_train, "--nmf-train").items()},
             nmf=NMFConfig(rank=nmf_rank, seconds=nmf_seconds),
-            keep=keep,
+            keep=estimates_dir(report, keep, report_items, overwrite) if report else keep,
             overwrite=overwrite,
             limit=limit,
         )
         cfg = config_from(SeparateConfig, locals())
         with cpu_threads(threads):
-            run_bench(folder, opts, cfg, device, csv_path, as_json, quiet)
+            result = run_bench(folder, opts, cfg, device, csv_path, as_json, quiet)
+        if report is not None:
+            write_report(report, result, folder, opts, report_items, quiet or as_json)
+
+
+def write_report(
+    page: Path, result: BenchResult, folder: Path, opts: BenchOptions, n: int | None, quiet: bool
+) -> None:
+    """The benchmark's HTML page, with the kept estimates as players."""
+    from ..bench.options import SYSTEM
+    from ..io.mixtures import discover
+    from ..report.bench import write_bench_report
+
+    assert opts.keep is not None
+    found = discover(
+        folder,
+        refs_glob=opts.refs,
+        estimates=opts.estimates,
+        sources=opts.sources,
+        limit=opts.limit,
+    )
+    write_bench_report(page, result, found, opts.keep, SYSTEM, n, opts.overwrite)
+    if not quiet:
+        out.print(f"# report: {page}", highlight=False)
 
 
 @contextmanager

@@ -69,7 +69,7 @@ def separate_cmd(
     device: Device = "auto",
     steps: Steps = 50,
     solver: Solver = "hybrid",
-    init: Init = "noisy-mixture",
+    init: Init = "auto",
     seed: Seed = 0,
     segment: Segment = None,
     overlap: Overlap = 0.25,
@@ -84,6 +84,12 @@ def separate_cmd(
     skip_existing: Annotated[
         bool, typer.Option(help="Skip inputs whose outputs all exist.")
     ] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="Write an HTML page of the run: OUT/report.html.")
+    ] = False,
+    report_path: Annotated[
+        Path | None, typer.Option(help="Write the HTML page here instead (implies --report).")
+    ] = None,
     as_json: AsJson = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -92,16 +98,19 @@ def separate_cmd(
     with user_errors(verbose):
         cfg = config_from(SeparateConfig, locals())
         notices = not (quiet or as_json)
+        page = report_path or (out_dir / "report.html" if report else None)
         run = plan_run(
-            inputs, sources, out_dir, filename, fmt, subtype, device, overwrite, skip_existing
+            inputs, sources, out_dir, filename, fmt, subtype, device, overwrite, skip_existing, page
         )
         for path in run.plan.skipped if notices else []:
             err.print(f"skipped {path} (outputs exist)")
         results = separate_jobs(run, cfg, notices)
+        if run.report is not None:
+            write_report(run, results, cfg, sources)
         if as_json:
             out.print_json(json.dumps(results_doc(results, run, cfg)))
         elif not quiet:
-            print_results(results)
+            print_results(results, run.report)
         if run.plan.failed:  # each failure had its line; several inputs get a summary too
             total = len(run.plan.failed) + len(results) + len(run.plan.skipped)
             if total > 1:
@@ -119,6 +128,7 @@ class Run:
     fmt: str | None
     subtype: str | None
     overwrite: bool
+    report: Path | None = None  # the HTML page to write
 
 
 def plan_run(
@@ -131,6 +141,7 @@ def plan_run(
     device: str,
     overwrite: bool,
     skip_existing: bool,
+    report: Path | None = None,
 ) -> Run:
     """Find the inputs, load the priors and plan every output (all errors before any work;
     an input that cannot be read is reported, and the others go on)."""
@@ -141,6 +152,10 @@ def plan_run(
     from ..io.outputs import check_template, plan_jobs
 
     check_template(template)
+    if report is not None:
+        from ..report.media import check_report_path
+
+        check_report_path(report, overwrite)
     files: list[Path] = []
     failed: list[tuple[Path, str]] = []
     for path in inputs:
@@ -158,7 +173,7 @@ def plan_run(
     plan.failed[:0] = failed
     for _, reason in plan.failed:
         err.print(f"[bold red]error:[/] {escape(reason)}", markup=True)
-    return Run(plan, src, dev, fmt, subtype, overwrite)
+    return Run(plan, src, dev, fmt, subtype, overwrite, report)
 
 
 def separate_jobs(run: Run, cfg: SeparateConfig, notices: bool) -> list[FileResult]:
@@ -258,10 +273,11 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
         ],
         "skipped": [str(p) for p in run.plan.skipped],
         "failed": [{"input": str(p), "error": reason} for p, reason in run.plan.failed],
+        **({"report": str(run.report)} if run.report is not None else {}),
     }
 
 
-def print_results(results: list[FileResult]) -> None:
+def print_results(results: list[FileResult], report: Path | None = None) -> None:
     """Each written path on its own line, then a comment line with the duration and RTF."""
     for r in results:
         for path in r.outputs.values():
@@ -269,3 +285,32 @@ def print_results(results: list[FileResult]) -> None:
         out.print(
             f"# {r.input}: {r.seconds:.1f} s in {r.wall:.1f} s (RTF {r.rtf:.2f})", highlight=False
         )
+    if report is not None:
+        out.print(f"# report: {report}", highlight=False)
+
+
+def write_report(run: Run, results: list[FileResult], cfg: SeparateConfig, sources: str) -> None:
+    """The run's HTML page: players, spectrograms, priors (weights revisions) and settings."""
+    from dataclasses import asdict
+
+    from ..bench.systems import weights_revision
+    from ..core.sources import parse_sources
+    from ..report.separate import write_separate_report
+
+    assert run.report is not None
+    revisions = {id(p): weights_revision(p) for p in run.src.priors}
+    priors = [
+        {"source": name, "prior": spec.prior, "label": spec.label, "revision": revisions[id(p)]}
+        for name, spec, p in zip(run.src.names, parse_sources(sources), run.src.priors, strict=True)
+    ]
+    settings = {"sources": sources, "device": str(run.device), "format": run.fmt or "input's"}
+    settings |= {"subtype": run.subtype or "input's", **asdict(cfg)}
+    write_separate_report(
+        run.report,
+        results,
+        priors,
+        settings,
+        skipped=run.plan.skipped,
+        failed=run.plan.failed,
+        overwrite=run.overwrite,
+    )

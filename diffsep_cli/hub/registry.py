@@ -273,17 +273,19 @@ def remove_cached(path: Path) -> None:
 
 
 def card_problems(text: str) -> list[str]:
-    """What a model card lacks: YAML front matter with license, library_name, tags, pipeline."""
+    """What a model card lacks: Hub metadata with license, library_name, tags, pipeline_tag."""
     import yaml
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    if not text.startswith("---\n") or "\n---" not in text[3:]:
+    if not REGEX_YAML_BLOCK.search(text):
         return ["no YAML front matter"]
     try:
-        meta = yaml.safe_load(text[4 : text.index("\n---", 3)]) or {}
+        meta = ModelCard(text).data
     except yaml.YAMLError as exc:
         return [f"bad YAML front matter ({' '.join(str(exc).split())})"]
-    if not isinstance(meta, dict):
-        return ["front matter is not a mapping"]
+    except ValueError as exc:  # a block that is no mapping, or malformed metadata
+        return [f"bad front matter ({' '.join(str(exc).split())})"]
     problems = [f"{k} is not {v!r}" for k, v in CARD_KEYS.items() if meta.get(k) != v]
     problems += [f"no {k}" for k in ("license", "tags") if not meta.get(k)]
     return problems

@@ -1,0 +1,1 @@
+"""HTML reports of separations and benchmarks: players, spectrograms, tables and plots."""
