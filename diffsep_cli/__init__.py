@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Prior", "__version__", "load_prior", "separate_tensor"]
 
-_LAZY = {"Prior": "prior", "separate_tensor": "separation", "load_prior": "hub"}
+_LAZY = {"Prior": "core.prior", "separate_tensor": "core.separation", "load_prior": "hub.api"}
 
 
 def __getattr__(name: str) -> Any:

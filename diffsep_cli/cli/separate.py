@@ -102,9 +102,11 @@ def separate_cmd(
         run = plan_run(
             inputs, sources, out_dir, filename, fmt, subtype, device, overwrite, skip_existing, page
         )
-        for path in run.plan.skipped if notices else []:
+        for path in run.plan.skipped if notices and run.rank == 0 else []:
             err.print(f"skipped {path} (outputs exist)")
-        results = separate_jobs(run, cfg, notices)
+        results = gather(run, separate_jobs(run, cfg, notices and run.rank == 0))
+        if run.rank > 0:  # rank 0 reports for every rank
+            return
         if run.report is not None:
             write_report(run, results, cfg, sources)
         if as_json:
@@ -129,6 +131,8 @@ class Run:
     subtype: str | None
     overwrite: bool
     report: Path | None = None  # the HTML page to write
+    rank: int = 0  # under torchrun: this process's share is jobs[rank::world]
+    world: int = 1
 
 
 def plan_run(
@@ -145,7 +149,7 @@ def plan_run(
 ) -> Run:
     """Find the inputs, load the priors and plan every output (all errors before any work;
     an input that cannot be read is reported, and the others go on)."""
-    from ..core.devices import resolve_device
+    from ..core.devices import process_group, rank_device, resolve_device
     from ..core.sources import parse_sources, resolve_sources
     from ..hub.api import load_prior
     from ..io.audio import find_audio
@@ -167,13 +171,15 @@ def plan_run(
         if not found:
             failed.append((path, f"{path}: no audio files in this folder"))
         files += found
-    dev = resolve_device(device)
+    dev = rank_device(resolve_device(device))
+    rank, world = process_group(dev)
     src = resolve_sources(parse_sources(sources), lambda n: load_prior(n, dev))
     plan = plan_jobs(files, src.names, out_dir, template, fmt, subtype, overwrite, skip_existing)
     plan.failed[:0] = failed
-    for _, reason in plan.failed:
+    for _, reason in plan.failed if rank == 0 else []:
         err.print(f"[bold red]error:[/] {escape(reason)}", markup=True)
-    return Run(plan, src, dev, fmt, subtype, overwrite, report)
+    plan.jobs = plan.jobs[rank::world]
+    return Run(plan, src, dev, fmt, subtype, overwrite, report, rank, world)
 
 
 def separate_jobs(run: Run, cfg: SeparateConfig, notices: bool) -> list[FileResult]:
@@ -221,6 +227,23 @@ def separate_jobs(run: Run, cfg: SeparateConfig, notices: bool) -> list[FileResu
     return results
 
 
+def gather(run: Run, results: list[FileResult]) -> list[FileResult]:
+    """Under torchrun: every rank's results (tagged with their rank) and the failures of its
+    inputs on rank 0, in input order; other ranks get []. One process: as is."""
+    from ..core.devices import gather_to_first
+
+    for r in results:
+        r.extra["rank"] = run.rank
+    mine = (results, [f for f in run.plan.failed if f[0] in {j.input for j in run.plan.jobs}])
+    parts = gather_to_first(mine, run.world)
+    if run.world == 1 or run.rank > 0:
+        return results if run.world == 1 else []
+    order = {j: i for i, j in enumerate(sorted({r.input for p in parts for r in p[0]}))}
+    run.plan.failed = [f for f in run.plan.failed if f not in mine[1]]
+    run.plan.failed += [f for _, failed in parts for f in failed]
+    return sorted((r for p in parts for r in p[0]), key=lambda r: order[r.input])
+
+
 def separate_one(
     job: Job, run: Run, cfg: SeparateConfig, update: Callable[[str, int, int], None]
 ) -> FileResult:
@@ -256,6 +279,7 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
     """The ``--json`` document of a run."""
     return {
         "device": str(run.device),
+        "ranks": run.world,
         "steps": cfg.steps,
         "solver": cfg.solver,
         "sources": run.src.names,
@@ -268,6 +292,7 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
                 "rtf": round(r.rtf, 3),
                 "segments": r.segments,
                 "clipped_samples": r.clipped,
+                "rank": r.extra.get("rank", 0),
             }
             for r in results
         ],

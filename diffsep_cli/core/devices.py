@@ -4,10 +4,13 @@ under torchrun: one device per rank, work shared by rank, results gathered on ra
 from __future__ import annotations
 
 import os
+from typing import Any, TypeVar
 
 import torch
 
 from ..errors import DiffsepError
+
+T = TypeVar("T")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -49,12 +52,12 @@ def process_group(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), world
 
 
-def gather_to_first(obj: object, world: int) -> list[object]:
+def gather_to_first(obj: T, world: int) -> list[T]:
     """Every rank's ``obj`` on rank 0 (in rank order); other ranks get []."""
     if world <= 1:
         return [obj]
     import torch.distributed as dist
 
-    found: list[object] | None = [None] * world if dist.get_rank() == 0 else None
+    found: list[Any] | None = [None] * world if dist.get_rank() == 0 else None
     dist.gather_object(obj, found, dst=0)
     return found or []
