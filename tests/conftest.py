@@ -55,3 +55,12 @@ def tiny() -> Prior:
 
 def needs_shared(path: Path) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not path.exists(), reason=f"{path} not present (../shared absent)")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models/ folder of two tiny random priors named like the bundled ones (speech, sfx)."""
+    root = tmp_path_factory.mktemp("models")
+    save_prior(tiny_prior(0), root / "speech")
+    save_prior(tiny_prior(1), root / "sfx")
+    return root

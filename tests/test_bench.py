@@ -23,10 +23,8 @@ from diffsep_cli.core.metrics import si_sdr
 from diffsep_cli.core.prior import Prior
 from diffsep_cli.core.sources import parse_sources, resolve_sources
 from diffsep_cli.errors import DiffsepError
-from diffsep_cli.hub.folder import load_prior_dir, save_prior
+from diffsep_cli.hub.folder import load_prior_dir
 from diffsep_cli.io.pipeline import separate_file
-
-from .conftest import tiny_prior
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -188,14 +186,6 @@ def test_every_baseline_runs_and_is_kept(synthetic: Path, tmp_path: Path) -> Non
         if row["system"] != "mixture":
             assert (opts.keep / row["system"] / row["mixture"] / "s2.wav").is_file()
     assert next(r for r in result.rows if r["system"] == "nmf")["steps"] == 100
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    save_prior(tiny_prior(0), root / "speech")
-    save_prior(tiny_prior(1), root / "sfx")
-    return root
 
 
 def test_diffsep_system_is_what_separate_writes(

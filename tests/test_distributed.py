@@ -10,20 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
-
-from diffsep_cli.hub.folder import save_prior
-
-from .conftest import tiny_prior
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    save_prior(tiny_prior(0), root / "speech")
-    save_prior(tiny_prior(1), root / "sfx")
-    return root
 
 
 def _run(cmd: list[str], models: Path) -> subprocess.CompletedProcess[str]:

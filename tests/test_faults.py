@@ -29,14 +29,6 @@ from .test_cli import MIX, assert_one_line_error
 Preexec = Callable[[], None] | None
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    save_prior(tiny_prior(0), root / "speech")
-    save_prior(tiny_prior(1), root / "sfx")
-    return root
-
-
 def popen(models: Path, *args: str, preexec: Preexec = None) -> subprocess.Popen[str]:
     env = {**os.environ, "DIFFSEP_MODELS": str(models), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "diffsep_cli", "separate", "-s", "speech,sfx", *args]
