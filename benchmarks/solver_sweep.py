@@ -32,7 +32,7 @@ def parse_config(text: str) -> SeparateConfig:
     """``dirac:50:0.5:split:3`` -> SeparateConfig (eta, init and guided steps optional)."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
-    eta = float(parts[2]) if len(parts) > 2 and parts[2] else 1.0
+    eta = float(parts[2]) if len(parts) > 2 and parts[2] else None
     init = parts[3] if len(parts) > 3 and parts[3] else "auto"
     guided = int(parts[4]) if len(parts) > 4 and parts[4] else 0
     return SeparateConfig(steps=steps, solver=solver, eta=eta, init=init, guided_steps=guided)

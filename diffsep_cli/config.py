@@ -137,15 +137,26 @@ class GuidanceConfig:
     stft_weight: float = 0.1
     stft_fft: int = 512
     stft_hop: int = 256
-    eta: float = 1.0  # DDIM noise of every step: 1 ancestral DDPM (the paper's), 0 the ODE
+    # DDIM noise of every step: 1 ancestral DDPM (the paper's), 0 the deterministic ODE;
+    # None: 1 for the guided solvers, and for forward-only ones 0 unless two sources share a
+    # prior (the ODE keeps such sources equal: measured, they collapse to y / K), then 1
+    eta: float | None = None
     guided_steps: int = 0  # dirac / projection: the last N steps use the hybrid rule
     pinned: int | None = None  # dirac: the source pinned to y - sum(others); None: rotates
     rho: float = 0.0  # projection: rho_t = rho / sigma_t^2 (0: exact projection onto the sum)
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
-        if not 0 <= self.eta <= 1 or self.guided_steps < 0 or self.rho < 0:
+        if not 0 <= (self.eta or 0) <= 1 or self.guided_steps < 0 or self.rho < 0:
             raise ValueError("eta must be in [0, 1]; guided steps and rho at least 0")
+
+    def for_sources(self, shared_prior: bool) -> GuidanceConfig:
+        """This config with ``eta`` decided (see the field) for sources of which two or more
+        share a prior (``shared_prior``) or not."""
+        if self.eta is not None:
+            return self
+        eta = 1.0 if self.solver not in FORWARD_ONLY or shared_prior else 0.0
+        return replace(self, eta=eta)
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,7 @@ class SeparateConfig:
     """How files are separated (the CLI's ``separate`` options)."""
 
     steps: int = 50  # DDPM steps (respaced from T); 200 is the paper's
-    solver: str = "hybrid"
+    solver: str = "dirac"  # forward only: 2-3x cheaper than hybrid and better (issue 17 notes)
     init: str = "auto"
     seed: int = 0
     segment: float | None = None  # seconds; None: the priors' training segment
@@ -161,7 +172,7 @@ class SeparateConfig:
     batch_size: int = 4  # segments separated together
     consistency: str = "mask"  # how written sources are made to sum to the input (CONSISTENCY)
     per_channel: bool = False  # separate each channel instead of the downmix
-    eta: float = 1.0  # DDIM noise per step (GuidanceConfig.eta)
+    eta: float | None = None  # DDIM noise per step (GuidanceConfig.eta; None: per solver)
     guided_steps: int = 0  # forward-only solvers: the last N steps hybrid-guided
 
     def __post_init__(self) -> None:

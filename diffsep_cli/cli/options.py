@@ -17,12 +17,15 @@ AsJson = Annotated[bool, typer.Option("--json", help="One JSON document on stdou
 Device = Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")]
 Steps = Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")]
 Solver = Annotated[
-    str, typer.Option(help="hybrid, dsg, dps (guided) or dirac, projection (forward only).")
+    str, typer.Option(help="dirac, projection (forward only) or hybrid, dsg, dps (guided).")
 ]
 Init = Annotated[
     str, typer.Option(help="auto (per solver), noisy-mixture, split, noise or mixture.")
 ]
-Eta = Annotated[float, typer.Option(help="Noise per step: 1 ancestral, 0 deterministic (ODE).")]
+Eta = Annotated[
+    float | None,
+    typer.Option(help="Noise per step: 1 ancestral, 0 deterministic (default: per solver)."),
+]
 GuidedSteps = Annotated[
     int, typer.Option(help="dirac / projection: run the last N steps hybrid-guided.")
 ]

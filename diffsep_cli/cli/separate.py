@@ -68,14 +68,14 @@ def separate_cmd(
     ] = None,
     device: Device = "auto",
     steps: Steps = 50,
-    solver: Solver = "hybrid",
+    solver: Solver = "dirac",
     init: Init = "auto",
     seed: Seed = 0,
     segment: Segment = None,
     overlap: Overlap = 0.25,
     batch_size: BatchSize = 4,
     consistency: Consistency = "mask",
-    eta: Eta = 1.0,
+    eta: Eta = None,
     guided_steps: GuidedSteps = 0,
     per_channel: Annotated[
         bool, typer.Option(help="Separate each channel instead of the mono downmix.")

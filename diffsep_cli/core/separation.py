@@ -102,7 +102,7 @@ def separate_tensor(
     *,
     labels: Sequence[int | None] | None = None,
     steps: int | None = None,
-    solver: str = "hybrid",
+    solver: str = "dirac",
     init: str = "auto",
     generator: GeneratorArg = None,
     consistency: str = "none",
@@ -129,6 +129,8 @@ def separate_tensor(
     if len(labels) != len(priors):
         raise ValueError(f"{len(labels)} labels for {len(priors)} sources")
     guidance = GuidanceConfig(solver=solver) if guidance is None else guidance
+    keys = [(id(p), lab) for p, lab in zip(priors, labels, strict=True)]
+    guidance = guidance.for_sources(shared_prior=len(set(keys)) < len(keys))
     if init == "auto":
         init = "split" if guidance.solver in FORWARD_ONLY else "noisy-mixture"
     schedule = respace(priors[0].schedule, steps or base.steps)
@@ -136,5 +138,6 @@ def separate_tensor(
     x = init_state(mix, len(priors), init, priors[0].schedule, randn_like)
     denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
-    est = sample_ddim(denoise, x, schedule, eta=guidance.eta, randn_like=noise, callback=callback)
+    eta = float(guidance.eta or 0.0)
+    est = sample_ddim(denoise, x, schedule, eta=eta, randn_like=noise, callback=callback)
     return mixture_consistency(est, mix, consistency)

@@ -61,7 +61,7 @@ def solver_denoiser(
 ) -> Denoise:
     """The denoiser of ``cfg.solver``: guided (hybrid, dsg, dps: gradient through the
     networks) or forward-only (dirac, projection) with the last ``guided_steps`` hybrid."""
-    c_x0 = ddim_coefs(schedule, cfg.eta)[0]
+    c_x0 = ddim_coefs(schedule, 1.0 if cfg.eta is None else cfg.eta)[0]
     if cfg.solver not in FORWARD_ONLY:
         return reconstruction_guidance(denoise, mix, schedule, cfg, c_x0)
     if cfg.solver == "dirac":
