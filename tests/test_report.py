@@ -221,7 +221,7 @@ def test_separate_report_in_a_browser(models: Path, browser: Browser, tmp_path: 
     revisions = [
         r for r in state["text"].split() if len(r) == 12 and set(r) <= set("0123456789abcdef")
     ]
-    assert len(revisions) >= 2 and "Bark" in state["text"] and "hybrid" in state["text"]
+    assert len(revisions) >= 2 and "Bark" in state["text"] and "dirac" in state["text"]
     played = {unquote(a["src"]) for a in state["audio"]}
     assert "b>/speech.wav" in played and "grüße & co/Bark.flac" in played
 
