@@ -81,10 +81,12 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     return resample(data.mean(axis=1), sr, sample_rate)
 
 
-def read_blocks(path: str | Path, block: int, overlap: int = 0) -> Iterator[np.ndarray]:
-    """Stream [block, C] float32 frames from a file without loading it whole."""
+def read_blocks(path: str | Path, block: int) -> Iterator[np.ndarray]:
+    """Stream [block, C] float32 frames from a file without loading it whole (``read()`` until
+    it returns nothing: ``blocks()`` yields uninitialised memory past a truncated MP3's end)."""
     with sf.SoundFile(str(path)) as f:
-        yield from f.blocks(blocksize=block, overlap=overlap, dtype="float32", always_2d=True)
+        while len(x := f.read(block, dtype="float32", always_2d=True)):
+            yield x
 
 
 def rms_db(x: np.ndarray) -> float:
