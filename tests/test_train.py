@@ -23,6 +23,9 @@ from diffsep_cli.config import PEAK_LIMIT, PRESETS, TrainConfig
 from diffsep_cli.core.devices import rank_device
 from diffsep_cli.hub.folder import load_prior_dir
 from diffsep_cli.io.audio import rms_db
+from diffsep_cli.core.prior import Prior
+from diffsep_cli.errors import DiffsepError
+from diffsep_cli.train.checkpoint import warm_start
 from diffsep_cli.train.data import CropSampler, load_clips
 from diffsep_cli.train.trainer import lr_factor, train
 
@@ -94,6 +97,35 @@ def test_min_snr_weighting_reaches_the_loss(corpus: Path, tmp_path: Path) -> Non
     assert runs[5].loss < runs[0].loss  # same crops, steps and noise; weights <= 1
     wa, wb = (load_file(str(tmp_path / str(g) / "train" / "online.safetensors")) for g in (0, 5))
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_init_grows_an_unconditional_prior_into_a_class_conditional_one(
+    corpus: Path, tmp_path: Path
+) -> None:
+    tc = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
+    train(PRESETS["tiny"], tc, [corpus / "sfx"], tmp_path / "plain")
+    plain = load_prior_dir(tmp_path / "plain")
+    # lr 0: the weights stay where the warm start put them
+    grown = tmp_path / "grown"
+    train(
+        PRESETS["lite"],
+        replace(tc, lr=0.0),
+        [corpus],
+        grown,
+        labels_from_folders=True,
+        init=tmp_path / "plain",
+    )
+    prior = load_prior_dir(grown)
+    assert prior.config.net == replace(plain.config.net, num_classes=2)  # not lite's
+    assert prior.labels == ("sfx", "speech") and prior.config.null_label
+    x = torch.randn(1, prior.config.segment, generator=torch.Generator().manual_seed(0))
+    want = plain.eps(x, 50)
+    for label in (0, 1, 2):  # every class, and the null class, start as the plain prior
+        torch.testing.assert_close(prior.eps(x, 50, torch.tensor([label])), want)
+    assert "initialised from" in (grown / "README.md").read_text()
+    # and an architecture that does not fit is one clear error
+    with pytest.raises(DiffsepError, match="does not match the architecture"):
+        warm_start(Prior(PRESETS["lite"]), plain)
 
 
 def test_lr_schedule_warms_up_holds_then_cools_down() -> None:

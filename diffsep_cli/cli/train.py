@@ -25,6 +25,12 @@ def train_cmd(
     config: Annotated[
         str, typer.Option(help="Preset (lite, small, base, paper, tiny) or a config.json.")
     ] = "lite",
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this prior folder's architecture and weights (not --config)."
+        ),
+    ] = None,
     valid: Annotated[
         list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")
     ] = None,
@@ -77,6 +83,7 @@ def train_cmd(
                 device=str(resolve_device(device)),
                 compile=compile,
                 callback=callback,
+                init=init,
             )
         if not quiet:
             err.print(

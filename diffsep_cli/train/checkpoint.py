@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..config import AUGMENTS, PriorConfig, TrainConfig
+from ..errors import DiffsepError
 from ..core.prior import Prior
 from ..hub.card import model_card
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, save_prior
@@ -36,6 +37,7 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
         + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
         + " (valid loss unweighted)",
         "EMA decay": tc.ema_decay,
+        "initialised from": info.get("init") or f"random (seed {tc.seed})",
         "augmentation": tc.augment + (f" ({AUGMENTS[tc.augment]})" if tc.augment != "none" else ""),
         "sampling": f"group folders balanced {tc.balance:g} (0: by length, 1: equal)",
         "wall time": f"{info['seconds'] / 3600:.2f} h on {info['device']}",
@@ -71,3 +73,28 @@ def save_run(
     os.replace(train_dir / "online.safetensors.tmp", train_dir / "online.safetensors")
     torch.save({**state, "optimizer": opt.state_dict()}, train_dir / "state.pt.tmp")
     os.replace(train_dir / "state.pt.tmp", train_dir / "state.pt")
+
+
+def warm_start(prior: Prior, source: Prior) -> None:
+    """Copy ``source``'s weights into ``prior`` (same architecture, maybe other classes).
+
+    Tensors of equal shape are copied; a label-embedding table of another size (a
+    class-conditional prior grown from an unconditional one, or other classes) gets the
+    source's default row in every row: its null class if it has one, else class 0, so every
+    new class starts as the prior it was grown from. Any other mismatch is a DiffsepError.
+    """
+    old = source.net.state_dict()
+    new = prior.net.state_dict()
+    default = source.config.net.num_classes if source.config.null_label else 0
+    for key, value in new.items():
+        have = old.get(key)
+        if have is not None and have.shape == value.shape:
+            value.copy_(have)
+        elif have is not None and key.endswith("embedding_table.weight"):
+            value.copy_(have[default].expand_as(value))
+        else:
+            got = "missing" if have is None else f"shape {tuple(have.shape)}"
+            raise DiffsepError(
+                f"--init: {source.config.name} does not match the architecture ({key}: {got},"
+                f" needs {tuple(value.shape)})"
+            )

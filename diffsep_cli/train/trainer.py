@@ -28,8 +28,8 @@ from ..core.devices import process_group, rank_device
 from ..core.diffusion import min_snr_weights
 from ..core.prior import Prior
 from ..errors import DiffsepError
-from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME
-from .checkpoint import run_card, save_run, truncate_log
+from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, load_prior_dir
+from .checkpoint import run_card, save_run, truncate_log, warm_start
 from .data import Clips, CropSampler, load_clips
 
 Callback = Callable[[dict[str, Any]], None]
@@ -146,10 +146,14 @@ def _models(
     device: str,
     world: int,
     compile: bool,
+    init: Prior | None = None,
 ) -> _State:
-    """Online and EMA priors and AdamW, from the seed or from the run's resume state."""
+    """Online and EMA priors and AdamW, from the seed (or ``init``'s weights, see
+    ``warm_start``) or from the run's resume state."""
     torch.manual_seed(tc.seed)
     online = Prior(cfg).to(device).train()
+    if init is not None and not resume:
+        warm_start(online, init.to(device))
     ema = Prior(cfg).to(device).eval().requires_grad_(False)
     ema.net.load_state_dict(online.net.state_dict())
     fused = device.startswith("cuda")  # one kernel for the whole update on GPUs
@@ -224,12 +228,19 @@ def train(
     compile: bool = False,
     callback: Callback | None = None,
     data_note: str = "",
+    init: str | Path | None = None,
 ) -> TrainResult:
-    """Train (or resume) a prior on single-source audio under ``data``; returns the summary."""
+    """Train (or resume) a prior on single-source audio under ``data``; returns the summary.
+
+    ``init``: a prior folder to start from (its architecture and weights replace ``cfg``'s;
+    with ``labels_from_folders`` its label table grows to the folders' classes)."""
     # setup: this rank's device, the run's config, its data share
     out = Path(out_dir)
     device = str(rank_device(torch.device(device)))
     rank, world = process_group(torch.device(device))
+    start = load_prior_dir(init) if init is not None and not resume else None
+    if start is not None:
+        cfg = replace(start.config, name=cfg.name)
     cfg = _run_config(cfg, out, resume)
     clips = load_clips(
         data, cfg.sample_rate, labels_from_folders=labels_from_folders, shard=(rank, world)
@@ -238,7 +249,7 @@ def train(
         net = replace(cfg.net, num_classes=len(clips.names))
         cfg = replace(cfg, net=net, labels=clips.names, null_label=True)
     null = cfg.net.num_classes if cfg.null_label else None
-    st = _models(cfg, tc, out, resume, device, world, compile)
+    st = _models(cfg, tc, out, resume, device, world, compile, start)
     # random streams are seeded by (seed, rank, step): deterministic, also across resumes
     stream = tc.seed * 1_000_003 + rank * 10_007 + st.step
     aug = AUGMENTS[tc.augment] if tc.augment != "none" else None
@@ -263,6 +274,7 @@ def train(
         (out / "train" / "train_config.json").write_text(json.dumps(asdict(tc), indent=2))
     info: dict[str, Any] = {"world": world, "device": device, "loss": math.nan, "valid": None}
     info["data_note"] = data_note
+    info["init"] = str(init) if start is not None else ""
     hours = clips.seconds * world / cfg.sample_rate / 3600
     losses: list[float] = []
     tick = time.perf_counter()
