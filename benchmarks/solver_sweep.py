@@ -29,13 +29,17 @@ from diffsep_cli.hub.api import load_prior
 
 
 def parse_config(text: str) -> SeparateConfig:
-    """``dirac:50:0.5:split:3`` -> SeparateConfig (eta, init and guided steps optional)."""
+    """``dirac:50:0.5:split:3:snr`` -> SeparateConfig (eta, init, guided steps and spacing
+    optional)."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else None
     init = parts[3] if len(parts) > 3 and parts[3] else "auto"
     guided = int(parts[4]) if len(parts) > 4 and parts[4] else 0
-    return SeparateConfig(steps=steps, solver=solver, eta=eta, init=init, guided_steps=guided)
+    spacing = parts[5] if len(parts) > 5 and parts[5] else "linear"
+    return SeparateConfig(
+        steps=steps, solver=solver, eta=eta, init=init, guided_steps=guided, spacing=spacing
+    )
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -103,7 +107,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("-s", "--sources", required=True, help="priors, e.g. models/speech,models/sfx")
-    ap.add_argument("--config", action="append", required=True, help="SOLVER:STEPS[:ETA[:INIT]]")
+    ap.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING]]]]",
+    )
     ap.add_argument("--reference", default="hybrid:50")
     ap.add_argument("--limit", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)

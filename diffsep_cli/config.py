@@ -106,6 +106,8 @@ class PriorConfig:
 PEAK_LIMIT = 0.95
 SOLVERS = ("hybrid", "dsg", "dps", "dirac", "projection")
 FORWARD_ONLY = ("dirac", "projection")  # solvers that take no gradient through the networks
+# Which of the T steps a run of fewer steps keeps: even in t, or even in log-SNR (core.diffusion)
+SPACINGS = ("linear", "snr")
 # noisy-mixture: the official start (every source the same noised mixture); split: y / K
 # each plus zero-sum noise at the first step's level; noise: N(0, I); mixture: y each;
 # auto: noisy-mixture for the guided solvers, split for the forward-only ones
@@ -174,9 +176,11 @@ class SeparateConfig:
     per_channel: bool = False  # separate each channel instead of the downmix
     eta: float | None = None  # DDIM noise per step (GuidanceConfig.eta; None: per solver)
     guided_steps: int = 0  # forward-only solvers: the last N steps hybrid-guided
+    spacing: str = "linear"  # which steps of T are kept (SPACINGS)
 
     def __post_init__(self) -> None:
         self.guidance()
+        check_choice("spacing", self.spacing, SPACINGS)
         check_choice("init", self.init, INITS)
         check_choice("consistency", self.consistency, CONSISTENCY)
         if not 0 <= self.overlap <= 0.5:

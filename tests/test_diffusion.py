@@ -48,9 +48,10 @@ def test_dsg_radius_has_no_floor() -> None:
     assert dsg[199].item() == pytest.approx(math.sqrt(64000) * 0.09 * 0.1412, rel=1e-3)
 
 
-@pytest.mark.parametrize("steps", [1, 2, 25, 50, 199])
-def test_respaced_schedule_consistent(steps: int) -> None:
-    s = respace(FULL, steps)
+@pytest.mark.parametrize("spacing", ["linear", "snr"])
+@pytest.mark.parametrize("steps", [1, 2, 10, 25, 50, 199])
+def test_respaced_schedule_consistent(steps: int, spacing: str) -> None:
+    s = respace(FULL, steps, spacing)
     assert len(s) == steps
     assert s.timesteps[-1] == 199 and (steps == 1 or s.timesteps[0] == 0)
     assert torch.all(s.timesteps[1:] > s.timesteps[:-1])
@@ -63,6 +64,17 @@ def test_respaced_schedule_consistent(steps: int) -> None:
     # the posterior mean weights make a_t x0 + b_t x_t exact for a noiseless x_t = x0
     ab = s.alphas_cumprod
     assert torch.allclose(s.coef_x0 + s.coef_xt * ab.sqrt(), prev.sqrt())
+
+
+def test_snr_spacing_is_even_in_log_snr() -> None:
+    """At 10 steps the log-SNR gaps are even (within the grid's rounding to integer t, which
+    the kept steps near t = 0, where log-SNR falls fastest, cannot follow)."""
+    lam = lambda s: 0.5 * torch.log(s.alphas_cumprod / (1 - s.alphas_cumprod))  # noqa: E731
+    gaps = -lam(respace(FULL, 10, "snr")).diff()
+    assert gaps[3:].std() / gaps[3:].mean() < 0.15
+    assert (-lam(respace(FULL, 10)).diff()).std() / (-lam(respace(FULL, 10)).diff()).mean() > 1
+    with pytest.raises(ValueError, match="spacing"):
+        respace(FULL, 10, "cosine")
 
 
 def test_respace_full_is_identity_and_bounds() -> None:

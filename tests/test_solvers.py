@@ -21,7 +21,9 @@ Wrapper = Callable[..., Callable[[Tensor, int], Tensor]]
 SEEDS = range(100, 108)  # not 0: gauss_case draws its sources from seed 0
 
 
-def _wiener_gap(solver: str, steps: int = 50, eta: float = 1.0) -> tuple[float, float]:
+def _wiener_gap(
+    solver: str, steps: int = 50, eta: float = 1.0, spacing: str = "linear"
+) -> tuple[float, float]:
     """(worst dB gap of the mean of 8 samples to the Wiener filter, worst dB gain over the
     mixture) for two Gaussian sources with exact denoisers."""
     p1, p2, s1, s2 = gauss_case()
@@ -31,6 +33,7 @@ def _wiener_gap(solver: str, steps: int = 50, eta: float = 1.0) -> tuple[float, 
         [GaussPrior(p1), GaussPrior(p2)],
         mix.repeat(8, 1),
         steps=steps,
+        spacing=spacing,
         init="split",
         guidance=GuidanceConfig(solver=solver, eta=eta),
         generator=[torch.Generator().manual_seed(s) for s in SEEDS],
@@ -50,6 +53,13 @@ def test_forward_only_posterior_mean_near_wiener(solver: str, eta: float, bound:
     gap, gain = _wiener_gap(solver, eta=eta)
     assert gap < bound
     assert gain > 5.0
+
+
+def test_snr_spacing_reaches_wiener_in_a_fifth_of_the_steps() -> None:
+    """Measured gaps (dirac, eta 0): 10 steps 0.72 dB with snr spacing, 2.41 dB linear;
+    linear needs 50 steps for 0.75 dB."""
+    assert _wiener_gap("dirac", steps=10, eta=0.0, spacing="snr")[0] < 1.0
+    assert _wiener_gap("dirac", steps=10, eta=0.0, spacing="linear")[0] > 2.0
 
 
 def _broken_dirac(denoise, mix, schedule: Schedule, pinned=None):  # type: ignore[no-untyped-def]

@@ -21,10 +21,10 @@ from safetensors.torch import load_file
 
 from diffsep_cli.config import PEAK_LIMIT, PRESETS, TrainConfig
 from diffsep_cli.core.devices import rank_device
-from diffsep_cli.hub.folder import load_prior_dir
-from diffsep_cli.io.audio import rms_db
 from diffsep_cli.core.prior import Prior
 from diffsep_cli.errors import DiffsepError
+from diffsep_cli.hub.folder import load_prior_dir
+from diffsep_cli.io.audio import rms_db
 from diffsep_cli.train.checkpoint import warm_start
 from diffsep_cli.train.data import CropSampler, load_clips
 from diffsep_cli.train.trainer import lr_factor, train

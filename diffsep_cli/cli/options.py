@@ -29,6 +29,9 @@ Eta = Annotated[
 GuidedSteps = Annotated[
     int, typer.Option(help="dirac / projection: run the last N steps hybrid-guided.")
 ]
+Spacing = Annotated[
+    str, typer.Option(help="Steps kept of the T: linear (even in t) or snr (even in log-SNR).")
+]
 Seed = Annotated[int, typer.Option(help="Random seed (same seed, same output).")]
 Segment = Annotated[float | None, typer.Option(help="Segment seconds (default: the priors').")]
 Overlap = Annotated[float, typer.Option(help="Overlap between segments (0-0.5).")]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import DiffusionConfig
+from ..config import SPACINGS, DiffusionConfig, check_choice
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,29 @@ def ddpm_schedule(cfg: DiffusionConfig) -> Schedule:
     return _from_alphas_cumprod(torch.arange(cfg.steps), abar)
 
 
-def respace(schedule: Schedule, steps: int) -> Schedule:
-    """Keep ``steps`` evenly spaced steps of a full schedule (always the last; the first too)."""
+def respace(schedule: Schedule, steps: int, spacing: str = "linear") -> Schedule:
+    """Keep ``steps`` of a full schedule's steps (always the last; the first too), spaced
+    evenly in the step index t (``linear``: DDIM's and the paper's) or in the log-SNR
+    lambda = log(alpha / sigma) (``snr``: denser at low noise, where the estimate changes
+    fastest; the grid of DPM-Solver, Lu et al. 2022). Distinct steps are kept at any count."""
     total = len(schedule)
     if not 1 <= steps <= total:
         raise ValueError(f"steps must be in [1, {total}], got {steps}")
+    check_choice("spacing", spacing, SPACINGS)
     if steps == total:
         return schedule
-    start = 0.0 if steps > 1 else total - 1.0  # one step: straight from the last to x0
-    keep = torch.linspace(start, total - 1, steps, dtype=torch.float64).round().long().unique()
+    if steps == 1:  # straight from the last to x0
+        keep = torch.tensor([total - 1])
+    elif spacing == "linear":
+        keep = torch.linspace(0, total - 1, steps, dtype=torch.float64).round().long().unique()
+    else:
+        abar = schedule.alphas_cumprod
+        lam = 0.5 * torch.log(abar / (1 - abar))  # falling with t
+        grid = torch.linspace(float(lam[0]), float(lam[-1]), steps, dtype=torch.float64)
+        nearest = (lam[None, :] - grid[:, None]).abs().argmin(dim=1).tolist()
+        for j in range(1, steps):  # distinct and ascending, with room for the rest
+            nearest[j] = min(max(nearest[j], nearest[j - 1] + 1), total - steps + j)
+        keep = torch.tensor(nearest)
     return _from_alphas_cumprod(schedule.timesteps[keep], schedule.alphas_cumprod[keep])
 
 

@@ -102,6 +102,7 @@ def separate_tensor(
     *,
     labels: Sequence[int | None] | None = None,
     steps: int | None = None,
+    spacing: str = "linear",
     solver: str = "dirac",
     init: str = "auto",
     generator: GeneratorArg = None,
@@ -113,10 +114,10 @@ def separate_tensor(
 
     The mixture is used at the level it is given (the priors' training level is the caller's
     business, see ``PriorConfig.level_dbfs``). ``labels`` gives a class per source (None: the
-    prior's default), ``steps`` respaces the DDPM schedule, ``guidance`` holds the solver and
-    its knobs (default: ``GuidanceConfig(solver=solver)``), ``generator`` is one
-    ``torch.Generator`` per mixture, ``consistency`` makes the result sum to the mixture (see
-    :func:`mixture_consistency`).
+    prior's default), ``steps`` respaces the DDPM schedule (``spacing``: see ``respace``),
+    ``guidance`` holds the solver and its knobs (default: ``GuidanceConfig(solver=solver)``),
+    ``generator`` is one ``torch.Generator`` per mixture, ``consistency`` makes the result
+    sum to the mixture (see :func:`mixture_consistency`).
     """
     if not priors:
         raise ValueError("need at least one prior")
@@ -133,7 +134,7 @@ def separate_tensor(
     guidance = guidance.for_sources(shared_prior=len(set(keys)) < len(keys))
     if init == "auto":
         init = "split" if guidance.solver in FORWARD_ONLY else "noisy-mixture"
-    schedule = respace(priors[0].schedule, steps or base.steps)
+    schedule = respace(priors[0].schedule, steps or base.steps, spacing)
     randn_like = stacked_randn_like(_generators(generator, mix.shape[0]))
     x = init_state(mix, len(priors), init, priors[0].schedule, randn_like)
     denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix, schedule, guidance)

@@ -98,6 +98,7 @@ class _Separator:
                 flat[live] * gain[live, None],
                 labels=self.src.labels,
                 steps=self.cfg.steps,
+                spacing=self.cfg.spacing,
                 guidance=self.cfg.guidance(),
                 init=self.cfg.init,
                 generator=gens,

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..config import AUGMENTS, PriorConfig, TrainConfig
-from ..errors import DiffsepError
 from ..core.prior import Prior
+from ..errors import DiffsepError
 from ..hub.card import model_card
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, save_prior
 
