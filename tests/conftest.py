@@ -64,3 +64,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_prior(tiny_prior(0), root / "speech")
     save_prior(tiny_prior(1), root / "sfx")
     return root
+
+
+@pytest.fixture(scope="module")
+def labelled_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``models``, with a class-conditional sfx prior (classes Bark, Gong, a null class)."""
+    root = tmp_path_factory.mktemp("models")
+    save_prior(tiny_prior(0), root / "speech")
+    save_prior(tiny_prior(1, num_classes=2, labels=("Bark", "Gong"), null_label=True), root / "sfx")
+    return root

@@ -18,19 +18,14 @@ from diffsep_cli.config import PRESETS
 from diffsep_cli.core.prior import Prior
 from diffsep_cli.hub.folder import save_prior
 
-from .conftest import tiny_prior
-
 ROOT = Path(__file__).resolve().parents[1]
 MIX = ROOT / "examples" / "mix.wav"  # real speech + real sound, 16 kHz PCM_16
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models/ folder of tiny random priors named like the bundled ones."""
-    root = tmp_path_factory.mktemp("models")
-    save_prior(tiny_prior(0), root / "speech")
-    save_prior(tiny_prior(1, num_classes=2, labels=("Bark", "Gong"), null_label=True), root / "sfx")
-    return root
+def models(labelled_models: Path) -> Path:
+    """The tiny priors of conftest, with a class-conditional sfx."""
+    return labelled_models
 
 
 def run(models: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

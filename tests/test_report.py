@@ -19,12 +19,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from diffsep_cli.hub.folder import save_prior
 from diffsep_cli.io.pipeline import FileResult
 from diffsep_cli.report import figures, media
 from diffsep_cli.report.separate import write_separate_report
-
-from .conftest import tiny_prior
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENS = ROOT / "runs" / "report-screens"  # gitignored; look at them after a change
@@ -148,11 +145,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    save_prior(tiny_prior(0), root / "speech")
-    save_prior(tiny_prior(1, num_classes=2, labels=("Bark", "Gong"), null_label=True), root / "sfx")
-    return root
+def models(labelled_models: Path) -> Path:
+    """The tiny priors of conftest, with a class-conditional sfx."""
+    return labelled_models
 
 
 def diffsep(models: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ estimates [K, L] and its cost (wall time, peak memory, steps, device)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import resource
 import time
@@ -22,6 +21,7 @@ from ..config import SeparateConfig
 from ..core import baselines as bl
 from ..core.sources import ResolvedSources, SourceSpec
 from ..errors import DiffsepError
+from ..hub.folder import weights_revision
 from ..io.audio import find_audio, load_mono, resample, save_audio
 from ..io.mixtures import Item, load_estimates
 from .options import SYSTEM, BenchOptions
@@ -34,15 +34,6 @@ def class_key(spec: str) -> str:
     s = SourceSpec.parse(spec)
     stem = Path(s.prior.split("@")[0].rstrip("/")).name or s.prior
     return f"{stem}:{s.label}" if s.label else stem
-
-
-def weights_revision(module: torch.nn.Module) -> str:
-    """First 12 hex digits of the sha256 of the weights (names and bytes)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 @contextmanager

@@ -320,8 +320,8 @@ def write_report(run: Run, results: list[FileResult], cfg: SeparateConfig, sourc
     """The run's HTML page: players, spectrograms, priors (weights revisions) and settings."""
     from dataclasses import asdict
 
-    from ..bench.systems import weights_revision
     from ..core.sources import parse_sources
+    from ..hub.folder import weights_revision
     from ..report.separate import write_separate_report
 
     assert run.report is not None

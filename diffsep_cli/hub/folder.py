@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -42,3 +43,12 @@ def load_prior_dir(path: str | Path, device: str | torch.device = "cpu") -> Prio
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise DiffsepError(f"{folder}: not a loadable prior folder ({reason})") from None
     return prior.to(device).eval().requires_grad_(False)
+
+
+def weights_revision(module: torch.nn.Module) -> str:
+    """First 12 hex digits of the sha256 of the weights (names and bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]

@@ -89,6 +89,15 @@ def read_blocks(path: str | Path, block: int) -> Iterator[np.ndarray]:
             yield x
 
 
+def transcode(src: str | Path, out: str | Path, fmt: str, subtype: str) -> None:
+    """Re-encode ``src`` into ``out`` (libsndfile ``fmt`` / ``subtype``, e.g. OGG / VORBIS) at
+    its rate and channels, block by block."""
+    info = audio_info(src)
+    with sf.SoundFile(str(out), "w", info.samplerate, info.channels, subtype, format=fmt) as f:
+        for block in read_blocks(src, 1 << 16):
+            f.write(block)
+
+
 def rms_db(x: np.ndarray) -> float:
     """RMS level in dBFS (-inf for silence)."""
     power = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import DiffsepError
-from ..io.audio import audio_info, load_mono, read_blocks
+from ..io.audio import audio_info, load_mono, transcode
 from ..io.files import atomic_file, check_writable
 from .figures import SpectrogramPlot, loudest, spectrogram_db
 
@@ -101,16 +101,9 @@ class Assets:
         inside = path.resolve().is_relative_to(self.page.parent.resolve())
         if inside and playable(path):
             return self.url(path), ""
-        info = audio_info(path)
         out = self._name(path.stem, ".ogg", "audio")
-        import soundfile as sf  # writing OGG: io.audio's save_audio writes WAV only
-
-        with (
-            atomic_file(out, overwrite=True) as tmp,
-            sf.SoundFile(tmp, "w", info.samplerate, info.channels, "VORBIS", format="OGG") as f,
-        ):
-            for block in read_blocks(path, 1 << 16):
-                f.write(block)
+        with atomic_file(out, overwrite=True) as tmp:
+            transcode(path, tmp, "OGG", "VORBIS")
         why = "not playable in browsers" if inside else "outside the report's folder"
         return self.url(out), f"OGG preview ({why})"
 
