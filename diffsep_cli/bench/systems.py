@@ -139,6 +139,7 @@ def run_diffsep(item: Item, rate: int, length: int, ctx: Context) -> tuple[Tenso
     return est, {
         "wall_s": res.wall,
         "steps": ctx.cfg.steps,
+        "spacing": ctx.cfg.spacing,
         "device": str(ctx.device),
         "priors": priors,
     }

@@ -68,8 +68,8 @@ def separate_cmd(
         str | None, typer.Option(help="PCM_16, PCM_24, FLOAT, ... (default: the input's).")
     ] = None,
     device: Device = "auto",
-    steps: Steps = 50,
-    spacing: Spacing = "linear",
+    steps: Steps = 25,
+    spacing: Spacing = "snr",
     solver: Solver = "dirac",
     init: Init = "auto",
     seed: Seed = 0,
@@ -283,6 +283,7 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
         "device": str(run.device),
         "ranks": run.world,
         "steps": cfg.steps,
+        "spacing": cfg.spacing,
         "solver": cfg.solver,
         "sources": run.src.names,
         "files": [

@@ -102,7 +102,7 @@ def separate_tensor(
     *,
     labels: Sequence[int | None] | None = None,
     steps: int | None = None,
-    spacing: str = "linear",
+    spacing: str = "snr",
     solver: str = "dirac",
     init: str = "auto",
     generator: GeneratorArg = None,
