@@ -30,7 +30,8 @@ from diffsep_cli.hub.api import load_prior
 
 def parse_config(text: str) -> SeparateConfig:
     """``dirac:50:0.5:split:3:snr`` -> SeparateConfig (eta, init, guided steps and spacing
-    optional)."""
+    optional). An omitted spacing is ``linear``, not the CLI's default, so that the names of
+    runs saved before the spacing existed keep meaning what was run."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else None

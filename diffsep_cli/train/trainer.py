@@ -152,7 +152,7 @@ def _models(
     ``warm_start``) or from the run's resume state."""
     torch.manual_seed(tc.seed)
     online = Prior(cfg).to(device).train()
-    if init is not None and not resume:
+    if init is not None:  # train() passes none when resuming
         warm_start(online, init.to(device))
     ema = Prior(cfg).to(device).eval().requires_grad_(False)
     ema.net.load_state_dict(online.net.state_dict())
