@@ -8,6 +8,7 @@ strides for free. Attention uses ``scaled_dot_product_attention`` (no O(n^2) buf
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,14 +32,23 @@ def _glu(x: Tensor) -> Tensor:
     return val * F.silu(gate)
 
 
-def _rope(x: Tensor, theta: float = 1e4) -> Tensor:
-    """Rotary embedding on adjacent pairs along the token axis. x: [N, H, L, D]."""
-    length, dim = x.shape[-2:]
-    freqs = 1.0 / theta ** (torch.arange(0, dim, 2, device=x.device).float() / dim)
-    angles = torch.outer(torch.arange(length, device=x.device).float(), freqs)  # [L, D/2]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+@functools.lru_cache(maxsize=64)
+def _rotations(length: int, dim: int, device: torch.device) -> Tensor:
+    """e^(i pos freq) for RoPE: [L, D/2] complex64 (kept out of inference mode, so one table
+    serves inference and training alike)."""
+    with torch.inference_mode(False):
+        freqs = 1.0 / 1e4 ** (torch.arange(0, dim, 2, device=device).float() / dim)
+        angles = torch.outer(torch.arange(length, device=device).float(), freqs)
+        return torch.polar(torch.ones_like(angles), angles)
+
+
+def _rope(x: Tensor) -> Tensor:
+    """Rotary embedding on adjacent pairs of the last axis, positions along axis 1.
+    x: [N, L, ..., D] (D even) -> same shape; one complex multiply."""
+    length, dim = x.shape[1], x.shape[-1]
+    rot = _rotations(length, dim, x.device).view(length, *[1] * (x.ndim - 3), dim // 2)
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rot).flatten(-2).to(x.dtype)
 
 
 class Pointwise(nn.Module):
@@ -77,8 +87,8 @@ class Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         *lead, length, dim = x.shape
         qkv = self.to_qkv(x).reshape(-1, length, 3, self.heads, dim // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [N, H, L, D]
-        out = F.scaled_dot_product_attention(_rope(q), _rope(k), v)
+        q, k = _rope(qkv[:, :, :2]).permute(2, 0, 3, 1, 4).unbind(0)  # each [N, H, L, D]
+        out = F.scaled_dot_product_attention(q, k, qkv[:, :, 2].transpose(1, 2))
         return self.to_out(out.transpose(1, 2).reshape(*lead, length, dim))
 
 
