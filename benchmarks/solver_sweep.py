@@ -1,10 +1,11 @@
 """Quality against wall time of every solver and step count, paired against a reference.
 
 Runs ``diffsep bench``'s own library path (the real file pipeline, same mixtures, same seeds)
-for each configuration ``SOLVER:STEPS[:ETA[:INIT[:GUIDED]]]`` on each evaluation folder, keeps
-every per-mixture row in a JSON file (resumable: configurations already there are skipped),
-then prints one table per folder: mean SI-SDRi with its 95 % CI, the paired difference to the
-reference configuration with its 95 % CI, RTF, and writes a quality-vs-time plot.
+for each configuration ``SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT]]]]]`` on each
+evaluation folder, keeps every per-mixture row in a JSON file (resumable: configurations
+already there are skipped), then prints one table per folder: mean SI-SDRi with its 95 % CI,
+the paired difference to the reference configuration with its 95 % CI, RTF, and writes a
+quality-vs-time plot.
 
   python benchmarks/solver_sweep.py runs/dev/speech_sfx -s models/speech,models/sfx \\
       --config hybrid:50 --config dirac:25 --config dirac:50 --out runs/sweep/dev_speech_sfx.json
@@ -29,17 +30,25 @@ from diffsep_cli.hub.api import load_prior
 
 
 def parse_config(text: str) -> SeparateConfig:
-    """``dirac:50:0.5:split:3:snr`` -> SeparateConfig (eta, init, guided steps and spacing
-    optional). An omitted spacing is ``linear``, not the CLI's default, so that the names of
-    runs saved before the spacing existed keep meaning what was run."""
+    """``dirac:50:0.5:split:3:snr:4`` -> SeparateConfig (eta, init, guided steps, spacing and
+    segment seconds optional). An omitted spacing is ``linear``, not the CLI's default, so that
+    the names of runs saved before the spacing existed keep meaning what was run; an omitted
+    segment is the priors' training segment."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else None
     init = parts[3] if len(parts) > 3 and parts[3] else "auto"
     guided = int(parts[4]) if len(parts) > 4 and parts[4] else 0
     spacing = parts[5] if len(parts) > 5 and parts[5] else "linear"
+    segment = float(parts[6]) if len(parts) > 6 and parts[6] else None
     return SeparateConfig(
-        steps=steps, solver=solver, eta=eta, init=init, guided_steps=guided, spacing=spacing
+        steps=steps,
+        solver=solver,
+        eta=eta,
+        init=init,
+        guided_steps=guided,
+        spacing=spacing,
+        segment=segment,
     )
 
 
@@ -112,7 +121,7 @@ def main() -> None:
         "--config",
         action="append",
         required=True,
-        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING]]]]",
+        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT]]]]]",
     )
     ap.add_argument("--reference", default="hybrid:50")
     ap.add_argument("--limit", type=int, default=12)
