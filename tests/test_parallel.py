@@ -59,11 +59,12 @@ def test_side_by_side_raises_the_callers_error(two_threads) -> None:
 
 
 def test_joint_denoiser_runs_distinct_priors_side_by_side(two_threads, monkeypatch) -> None:
-    """Forward-only steps run the priors on worker threads, with the outputs of one-by-one
-    calls; a step that records a graph (guidance) runs them on the caller's thread."""
+    """Forward-only steps of priors with equal work run on worker threads, with the outputs of
+    one-by-one calls; unequal work (two sources of one prior and one of another) or a step that
+    records a graph (guidance) runs on the caller's thread."""
     a, b = tiny_prior(0), tiny_prior(1)
     sched = respace(a.schedule, 5)
-    x = 0.2 * torch.randn(2, 3, 1500)
+    x = 0.2 * torch.randn(2, 2, 1500)
     threads: list[int] = []
     for prior in (a, b):
         orig = prior.denoise
@@ -72,14 +73,15 @@ def test_joint_denoiser_runs_distinct_priors_side_by_side(two_threads, monkeypat
             "denoise",
             lambda *args, o=orig: threads.append(threading.get_ident()) or o(*args),
         )
-    denoise = joint_denoiser([a, b, a], [None, None, None], sched)
+    denoise = joint_denoiser([a, b], [None, None], sched)
     out = denoise(x, 3)
     assert len(threads) == 2 and threading.get_ident() not in threads
     torch.set_num_threads(1)
     t = int(sched.timesteps[3])
-    assert torch.equal(out[:, 1], b.denoise(x[:, 1], t))  # one thread each, as side by side
-    assert torch.equal(out[:, [0, 2]], a.denoise(x[:, [0, 2]].reshape(-1, 1500), t).view(2, 2, -1))
+    assert torch.equal(out[:, 0], a.denoise(x[:, 0], t))  # one thread each, as side by side
+    assert torch.equal(out[:, 1], b.denoise(x[:, 1], t))
     torch.set_num_threads(2)
     threads.clear()
     denoise(x.clone().requires_grad_(True), 3)
-    assert threads == [threading.get_ident()] * 2
+    joint_denoiser([a, b, a], [None, None, None], sched)(torch.cat([x, x[:, :1]], dim=1), 3)
+    assert threads == [threading.get_ident()] * 4

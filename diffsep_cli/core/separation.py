@@ -34,6 +34,16 @@ def joint_denoiser(
     order = [k for _, ks, _ in plan for k in ks]
     inverse = torch.argsort(torch.tensor(order))
 
+    def balanced(x: Tensor) -> bool:
+        """Distinct priors go side by side on CPU cores when each gets equal work and an equal
+        share of the threads, and no graph is recorded (a guided step's backward)."""
+        weights = (w for prior, _, _ in plan for w in prior.parameters())
+        graph = torch.is_grad_enabled() and (
+            x.requires_grad or any(w.requires_grad for w in weights)
+        )
+        equal = len({len(ks) for _, ks, _ in plan}) == 1
+        return equal and torch.get_num_threads() % len(plan) == 0 and not graph
+
     def denoise(x: Tensor, i: int) -> Tensor:
         batch, _, length = x.shape
         t = int(schedule.timesteps[i])
@@ -42,13 +52,8 @@ def joint_denoiser(
             xs = x[:, ks].reshape(-1, length)  # [B * K_p, L], item-major
             return lambda: prior.denoise(xs, t, labs.to(x.device).repeat(batch))
 
-        # distinct priors side by side on CPU cores, unless a graph is recorded (guided steps)
-        weights = (w for prior, _, _ in plan for w in prior.parameters())
-        graph = torch.is_grad_enabled() and (
-            x.requires_grad or any(w.requires_grad for w in weights)
-        )
         calls = [call(prior, ks, labs) for prior, ks, labs in plan]
-        parts = side_by_side(calls, concurrent=x.device.type == "cpu" and not graph)
+        parts = side_by_side(calls, concurrent=x.device.type == "cpu" and balanced(x))
         parts = [x0.reshape(batch, -1, length) for x0 in parts]
         return torch.cat(parts, dim=1)[:, inverse.to(x.device)]
 
