@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,25 @@ TINY_NET = NetConfig(
     latent_fold=2,
     latent_sup=4,
 )
+
+
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread (the joint denoiser then batches sources by prior)."""
+    yield from _threads(1)
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """torch on two intra-op threads (the joint denoiser then runs sources side by side)."""
+    yield from _threads(2)
 
 
 def tiny_prior(seed: int = 0, num_classes: int = 1, **kw: object) -> Prior:

@@ -1,5 +1,4 @@
 import threading
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -9,14 +8,6 @@ from diffsep_cli.core.parallel import side_by_side
 from diffsep_cli.core.separation import joint_denoiser
 
 from .conftest import tiny_prior
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def _probe(value: int, seen: list[tuple[int, int, bool, bool]]) -> int:
@@ -34,10 +25,14 @@ def _probe(value: int, seen: list[tuple[int, int, bool, bool]]) -> int:
 def test_side_by_side_runs_on_workers_with_a_share_of_the_threads(two_threads) -> None:
     seen: list[tuple[int, int, bool, bool]] = []
     with torch.inference_mode():
-        out = side_by_side([lambda v=v: _probe(v, seen) for v in range(3)])
-    assert out == [0, 1, 2]  # in order
-    assert threading.get_ident() not in {s[0] for s in seen}  # not on the caller's thread
-    assert {s[1:] for s in seen} == {(1, False, True)}  # one thread each, caller's modes
+        out = side_by_side([lambda v=v: _probe(v, seen) for v in range(5)])
+    assert out == [0, 1, 2, 3, 4]  # in order
+    here = threading.get_ident()
+    # two rounds of two on the workers, one thread each, the caller's modes ...
+    assert here not in {s[0] for s in seen[:4]}
+    assert {s[1:] for s in seen[:4]} == {(1, False, True)}
+    # ... and the one left over here with both threads
+    assert seen[4] == (here, 2, False, True)
     assert torch.get_num_threads() == 2  # restored
 
 
@@ -58,13 +53,13 @@ def test_side_by_side_raises_the_callers_error(two_threads) -> None:
     assert torch.get_num_threads() == 2
 
 
-def test_joint_denoiser_runs_distinct_priors_side_by_side(two_threads, monkeypatch) -> None:
-    """Forward-only steps of priors with equal work run on worker threads, with the outputs of
-    one-by-one calls; unequal work (two sources of one prior and one of another) or a step that
-    records a graph (guidance) runs on the caller's thread."""
+def test_joint_denoiser_runs_sources_side_by_side(two_threads, monkeypatch) -> None:
+    """Forward-only steps on CPU run one call per source on worker threads (two of one prior
+    and one of another: a round of two, then one here), with the outputs of one-by-one calls;
+    a step that records a graph (guidance) batches by prior on the caller's thread."""
     a, b = tiny_prior(0), tiny_prior(1)
     sched = respace(a.schedule, 5)
-    x = 0.2 * torch.randn(2, 2, 1500)
+    x = 0.2 * torch.randn(2, 3, 1500)
     threads: list[int] = []
     for prior in (a, b):
         orig = prior.denoise
@@ -73,15 +68,17 @@ def test_joint_denoiser_runs_distinct_priors_side_by_side(two_threads, monkeypat
             "denoise",
             lambda *args, o=orig: threads.append(threading.get_ident()) or o(*args),
         )
-    denoise = joint_denoiser([a, b], [None, None], sched)
+    denoise = joint_denoiser([a, b, a], [None, None, None], sched)
     out = denoise(x, 3)
-    assert len(threads) == 2 and threading.get_ident() not in threads
-    torch.set_num_threads(1)
+    here = threading.get_ident()
+    assert len(threads) == 3 and here not in threads[:2] and threads[2] == here
     t = int(sched.timesteps[3])
+    torch.set_num_threads(1)
     assert torch.equal(out[:, 0], a.denoise(x[:, 0], t))  # one thread each, as side by side
     assert torch.equal(out[:, 1], b.denoise(x[:, 1], t))
     torch.set_num_threads(2)
+    assert torch.equal(out[:, 2], a.denoise(x[:, 2], t))  # the one left over: both threads
     threads.clear()
-    denoise(x.clone().requires_grad_(True), 3)
-    joint_denoiser([a, b, a], [None, None, None], sched)(torch.cat([x, x[:, :1]], dim=1), 3)
-    assert threads == [threading.get_ident()] * 4
+    guided = denoise(x.clone().requires_grad_(True), 3)
+    assert threads == [here] * 2  # one call per distinct prior
+    assert torch.allclose(guided, out, atol=1e-5)

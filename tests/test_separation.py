@@ -102,7 +102,9 @@ def test_batched_equals_unbatched() -> None:
     assert not torch.allclose(other[0], batched[0], atol=1e-3)
 
 
-def test_one_network_call_per_distinct_prior_per_step(monkeypatch) -> None:
+def test_one_network_call_per_distinct_prior_per_step(monkeypatch, one_thread) -> None:
+    """On one thread (or a GPU) all sources of a prior go in one call; on several CPU threads
+    one call per source, side by side (tests/test_parallel.py)."""
     a, b = tiny_prior(0), tiny_prior(1)
     calls = {"a": [], "b": []}
     for name, prior in (("a", a), ("b", b)):

@@ -142,7 +142,7 @@ def test_forward_only_batched_equals_unbatched(solver: str) -> None:
 
 @pytest.mark.parametrize("solver", ["dirac", "projection"])
 def test_one_network_call_per_distinct_prior_per_step(
-    monkeypatch: pytest.MonkeyPatch, solver: str
+    monkeypatch: pytest.MonkeyPatch, solver: str, one_thread: None
 ) -> None:
     a, b = tiny_prior(0), tiny_prior(1)
     calls: dict[str, list[int]] = {"a": [], "b": []}

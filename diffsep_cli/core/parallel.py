@@ -26,16 +26,18 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def side_by_side(calls: Sequence[Callable[[], T]], concurrent: bool = True) -> list[T]:
     """The results of ``calls``, in order.
 
-    With ``concurrent`` and at least two of torch's intra-op threads, the calls run at once in
-    worker threads, each on an equal share of those threads (at least one), under the caller's
-    grad and inference modes; torch's thread count is restored afterwards. The calls must be
-    independent and record no autograd graph (backward passes would then run one thread each).
-    Otherwise they run one after another here.
+    With ``concurrent`` and at least two of torch's intra-op threads, the calls run in rounds of
+    as many as there are threads, at once in worker threads, each on an equal share of the
+    threads, under the caller's grad and inference modes; the calls left over (fewer than a
+    round) then run here one after another with all threads, and torch's thread count is
+    restored. The calls must be independent and record no autograd graph (backward passes
+    would run on one thread each). Otherwise they all run here, one after another.
     """
     threads = torch.get_num_threads()
     workers = min(len(calls), threads)
     if not concurrent or workers < 2:
         return [call() for call in calls]
+    rounds = len(calls) // workers * workers
     share = threads // workers
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
@@ -45,6 +47,7 @@ def side_by_side(calls: Sequence[Callable[[], T]], concurrent: bool = True) -> l
             return call()
 
     try:
-        return list(_pool(workers).map(run, calls))
+        results = list(_pool(workers).map(run, calls[:rounds]))
     finally:
         torch.set_num_threads(threads)
+    return results + [call() for call in calls[rounds:]]

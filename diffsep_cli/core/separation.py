@@ -22,39 +22,41 @@ GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
 def joint_denoiser(
     priors: Sequence[Prior], labels: Sequence[int | None], schedule: Schedule
 ) -> Denoise:
-    """Denoise K sources at once: [B, K, L] -> [B, K, L], with one network call per distinct
-    prior per step (all items and all sources of that prior batched together)."""
+    """Denoise K sources at once: [B, K, L] -> [B, K, L].
+
+    One network call per distinct prior per step (all items and all sources of that prior
+    batched together); but on a CPU with several threads, when no graph is recorded (forward-
+    only steps), one call per source, the calls side by side on the cores
+    (:func:`.parallel.side_by_side`): small networks use cores better that way.
+    """
     groups: dict[int, tuple[Prior, list[int]]] = {}
     for k, prior in enumerate(priors):
         groups.setdefault(id(prior), (prior, []))[1].append(k)
-    plan = []
-    for prior, ks in groups.values():
-        labs = [prior.config.default_label if labels[k] is None else labels[k] for k in ks]
-        plan.append((prior, ks, torch.tensor(labs, dtype=torch.long)))
+    pairs = zip(priors, labels, strict=True)
+    labs = [p.config.default_label if lab is None else lab for p, lab in pairs]
+    plan = [(prior, ks, torch.tensor([labs[k] for k in ks])) for prior, ks in groups.values()]
     order = [k for _, ks, _ in plan for k in ks]
     inverse = torch.argsort(torch.tensor(order))
+    weights = [w for prior, _, _ in plan for w in prior.parameters()]
 
-    def balanced(x: Tensor) -> bool:
-        """Distinct priors go side by side on CPU cores when each gets equal work and an equal
-        share of the threads, and no graph is recorded (a guided step's backward)."""
-        weights = (w for prior, _, _ in plan for w in prior.parameters())
+    def denoise(x: Tensor, i: int) -> Tensor:
+        batch, k, length = x.shape
+        t = int(schedule.timesteps[i])
         graph = torch.is_grad_enabled() and (
             x.requires_grad or any(w.requires_grad for w in weights)
         )
-        equal = len({len(ks) for _, ks, _ in plan}) == 1
-        return equal and torch.get_num_threads() % len(plan) == 0 and not graph
+        if x.device.type == "cpu" and not graph and k > 1 and torch.get_num_threads() > 1:
 
-    def denoise(x: Tensor, i: int) -> Tensor:
-        batch, _, length = x.shape
-        t = int(schedule.timesteps[i])
+            def source(j: int) -> Callable[[], Tensor]:
+                return lambda: priors[j].denoise(x[:, j], t, labs[j])
 
-        def call(prior: Prior, ks: list[int], labs: Tensor) -> Callable[[], Tensor]:
+            return torch.stack(side_by_side([source(j) for j in range(k)]), dim=1)
+
+        parts = []
+        for prior, ks, ls in plan:
             xs = x[:, ks].reshape(-1, length)  # [B * K_p, L], item-major
-            return lambda: prior.denoise(xs, t, labs.to(x.device).repeat(batch))
-
-        calls = [call(prior, ks, labs) for prior, ks, labs in plan]
-        parts = side_by_side(calls, concurrent=x.device.type == "cpu" and balanced(x))
-        parts = [x0.reshape(batch, -1, length) for x0 in parts]
+            x0 = prior.denoise(xs, t, ls.to(x.device).repeat(batch))
+            parts.append(x0.reshape(batch, len(ks), length))
         return torch.cat(parts, dim=1)[:, inverse.to(x.device)]
 
     return denoise
