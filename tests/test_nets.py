@@ -69,3 +69,21 @@ def test_config_validation() -> None:
         NetConfig(n_fft=500)
     with pytest.raises(ValueError, match="label names"):
         PriorConfig(labels=("a", "b"))
+
+
+def test_rope_rotates_adjacent_pairs() -> None:
+    """Pair (2j, 2j+1) of the token at position p turns by p * 1e4^(-2j/D) (the official
+    formula), in fp64 and half precision alike; dot products depend on offsets only."""
+    from diffsep_cli.core.nets import _rope
+
+    x = torch.randn(2, 7, 3, 8, dtype=torch.float64)  # [N, L, H, D], positions on axis 1
+    pos = torch.arange(7, dtype=torch.float64)[:, None]
+    angle = pos * 1e4 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)  # [L, D/2]
+    cos, sin = angle.cos()[None, :, None], angle.sin()[None, :, None]
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    ref = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    assert torch.allclose(_rope(x), ref, atol=1e-6)
+    assert _rope(x.bfloat16()).dtype == torch.bfloat16
+    q = torch.randn(8).expand(1, 7, 8)
+    dots = (_rope(q)[0, :-1] * _rope(q)[0, 1:]).sum(-1)  # neighbours: one offset
+    assert torch.allclose(dots, dots[0].expand_as(dots), atol=1e-4)

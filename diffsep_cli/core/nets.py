@@ -44,10 +44,11 @@ def _rotations(length: int, dim: int, device: torch.device) -> Tensor:
 
 def _rope(x: Tensor) -> Tensor:
     """Rotary embedding on adjacent pairs of the last axis, positions along axis 1.
-    x: [N, L, ..., D] (D even) -> same shape; one complex multiply."""
+    x: [N, L, ..., D] (D even) -> same shape; one complex multiply (half precisions in fp32)."""
     length, dim = x.shape[1], x.shape[-1]
     rot = _rotations(length, dim, x.device).view(length, *[1] * (x.ndim - 3), dim // 2)
-    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    pairs = torch.view_as_complex(work.unflatten(-1, (-1, 2)))
     return torch.view_as_real(pairs * rot).flatten(-2).to(x.dtype)
 
 
