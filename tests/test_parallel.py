@@ -36,10 +36,8 @@ def test_side_by_side_runs_on_workers_with_a_share_of_the_threads(two_threads) -
     assert torch.get_num_threads() == 2  # restored
 
 
-def test_side_by_side_runs_here_when_not_concurrent(two_threads) -> None:
+def test_side_by_side_runs_here_on_one_thread(one_thread) -> None:
     seen: list[tuple[int, int, bool, bool]] = []
-    assert side_by_side([lambda: _probe(1, seen)] * 2, concurrent=False) == [1, 1]
-    torch.set_num_threads(1)
     assert side_by_side([lambda: _probe(2, seen)] * 2) == [2, 2]  # one thread: nothing to share
     assert {s[0] for s in seen} == {threading.get_ident()}
 

@@ -43,19 +43,19 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="diffsep-side-by-side")
 
 
-def side_by_side(calls: Sequence[Callable[[], T]], concurrent: bool = True) -> list[T]:
+def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
     """The results of ``calls``, in order.
 
-    With ``concurrent`` and at least two of torch's intra-op threads, the calls run in rounds of
+    With at least two of torch's intra-op threads, the calls run in rounds of
     as many as there are threads, at once in worker threads, each on an equal share of the
     threads, under the caller's grad and inference modes; the calls left over (fewer than a
     round) then run here one after another with all threads, and torch's thread count is
     restored. The calls must be independent and record no autograd graph (backward passes
-    would run on one thread each). Otherwise they all run here, one after another.
+    would run on one thread each). On one thread they all run here, one after another.
     """
     threads = torch.get_num_threads()
     workers = min(len(calls), threads)
-    if not concurrent or workers < 2:
+    if workers < 2:
         return [call() for call in calls]
     rounds = len(calls) // workers * workers
     share = threads // workers
