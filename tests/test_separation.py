@@ -64,8 +64,9 @@ def test_gaussian_check_catches_broken_guidance(broken: GuidanceConfig) -> None:
 
 
 @pytest.mark.parametrize("solver", ["hybrid", "dsg", "dps"])
-def test_guided_step_moves_each_source_by_the_rule(solver: str) -> None:
-    """One ancestral step with and without guidance differs by exactly the step rule."""
+def test_guided_step_moves_each_source_by_the_rule(solver: str, one_thread: None) -> None:
+    """One ancestral step with and without guidance differs by exactly the step rule (one
+    thread: both paths then batch by prior, so their rounding is the same)."""
     a, b = tiny_prior(0), tiny_prior(1)
     sched = respace(a.schedule, 10)
     cfg = GuidanceConfig(solver=solver)
@@ -82,7 +83,7 @@ def test_guided_step_moves_each_source_by_the_rule(solver: str) -> None:
         else:
             norms = torch.linalg.vector_norm(moved, dim=-1)
             radius = float(step_radius(sched, 3000, cfg)[i])
-            assert torch.allclose(norms, torch.full_like(norms, radius), rtol=1e-4, atol=1e-6)
+            assert torch.allclose(norms, torch.full_like(norms, radius), rtol=1e-4, atol=1e-7)
 
 
 def test_batched_equals_unbatched() -> None:
