@@ -45,6 +45,22 @@ def test_batch_items_independent() -> None:
     assert not torch.allclose(both[1], prior.eps(x[1:2], t[1], 0)[0], atol=1e-4)
 
 
+def test_shared_conditioning_path_equals_per_item_path() -> None:
+    """A batch at one t and class runs the modulations at batch 1 (fused layer norms); the
+    same items beside one at another t run per item: equal outputs and weight gradients."""
+    prior = tiny_prior(num_classes=2).requires_grad_(True)
+    x = 0.1 * torch.randn(4, 2000)
+    t, lab = torch.tensor([40, 40, 40, 120]), torch.tensor([1, 1, 1, 1])
+    shared = prior.eps(x[:3], 40, 1)
+    mixed = prior.eps(x, t, lab)[:3]
+    assert torch.allclose(shared, mixed, atol=1e-6)
+    weights = list(prior.parameters())
+    g1 = torch.autograd.grad(shared.square().sum(), weights)
+    g2 = torch.autograd.grad(mixed.square().sum(), weights)
+    assert all((a - b).norm() <= 1e-5 * a.norm() + 1e-7 for a, b in zip(g1, g2, strict=True))
+    assert not torch.allclose(prior.eps(x[3:], 40, 1), prior.eps(x[3:], 120, 1), atol=1e-4)
+
+
 def test_grad_checkpointing_same_gradient() -> None:
     prior = tiny_prior()
     x = (0.1 * torch.randn(2, 3000)).requires_grad_(True)
@@ -76,10 +92,10 @@ def test_rope_rotates_adjacent_pairs() -> None:
     formula), in fp64 and half precision alike; dot products depend on offsets only."""
     from diffsep_cli.core.nets import _rope
 
-    x = torch.randn(2, 7, 3, 8, dtype=torch.float64)  # [N, L, H, D], positions on axis 1
+    x = torch.randn(2, 3, 7, 8, dtype=torch.float64)  # [N, H, L, D], positions on axis -2
     pos = torch.arange(7, dtype=torch.float64)[:, None]
     angle = pos * 1e4 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)  # [L, D/2]
-    cos, sin = angle.cos()[None, :, None], angle.sin()[None, :, None]
+    cos, sin = angle.cos(), angle.sin()
     x1, x2 = x[..., 0::2], x[..., 1::2]
     ref = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
     assert torch.allclose(_rope(x), ref, atol=1e-6)
