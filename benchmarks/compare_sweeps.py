@@ -4,7 +4,8 @@
         runs/sweep/dev_speech_sfx_cand1.json:dirac:50:0:split
 
 Prints each run's SI-SDRi (mean ± 95 % CI) and the paired difference B - A with its CI, over
-the mixtures both hold (sweeps run with the same seed draw the same noise per mixture).
+the mixtures both hold (sweeps run with the same seed draw the same noise per mixture). Runs
+on several mixture folders pool: FILE1.json,FILE2.json:CONFIG (mixtures keyed by folder).
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ from solver_sweep import mean_ci
 
 
 def rows(spec: str, metric: str) -> tuple[str, dict[str, float]]:
-    path, _, config = spec.partition(":")
-    doc = json.loads(Path(path).read_text())
-    if config not in doc["runs"]:
-        raise SystemExit(f"{path} has no run {config!r}: {', '.join(doc['runs'])}")
-    return doc["sources"], {r["mixture"]: r[metric] for r in doc["runs"][config]}
+    """FILE[,FILE...]:CONFIG -> (sources, {folder/mixture: metric})."""
+    paths, _, config = spec.partition(":")
+    sources, out = [], {}
+    for path in paths.split(","):
+        doc = json.loads(Path(path).read_text())
+        if config not in doc["runs"]:
+            raise SystemExit(f"{path} has no run {config!r}: {', '.join(doc['runs'])}")
+        sources.append(doc["sources"])
+        out |= {f"{doc['folder']}/{r['mixture']}": r[metric] for r in doc["runs"][config]}
+    return ",".join(dict.fromkeys(sources)), out
 
 
 def main() -> None:
