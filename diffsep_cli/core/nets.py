@@ -313,9 +313,8 @@ class TFUNet(nn.Module):
         return getattr(self, f"t_embedder_{i}")(tau) + getattr(self, f"y_embedder_{i}")(label)
 
     def forward(self, spec: Tensor, tau: Tensor, label: Tensor) -> Tensor:
-        """spec: [B, 2, F, T] (T % 4 == 0), tau: [B] network timesteps, label: [B] long."""
-        if tau.shape[0] > 1 and bool((tau == tau[0]).all() & (label == label[0]).all()):
-            tau, label = tau[:1], label[:1]  # shared conditioning: modulations of batch 1
+        """spec: [B, 2, F, T] (T % 4 == 0), tau: [B] network timesteps, label: [B] long; or
+        tau and label [1], shared by the batch (the modulations then run at batch 1)."""
         x = self.conv_1(spec).permute(0, 2, 3, 1).contiguous()  # [B, F, T, C]
         enc1 = self._level(self.encoder_level_1, x, self._cond(1, tau, label))
         enc2 = self._level(self.encoder_level_2, self.down1_2(enc1), self._cond(2, tau, label))

@@ -18,6 +18,11 @@ from .spec import from_channels, istft, pad_to_frames, stft, to_channels
 LabelLike = Tensor | int | None
 
 
+def _single(value: Tensor | int | None) -> bool:
+    """One value for the whole batch (None, an int or a 0-d tensor)."""
+    return not isinstance(value, Tensor) or value.ndim == 0
+
+
 class Prior(nn.Module):
     """Waveform denoiser of one source class; ``net`` holds the (official) parameters."""
 
@@ -46,21 +51,23 @@ class Prior(nn.Module):
         return t.to(device)
 
     def eps(self, x: Tensor, t: Tensor | int, label: LabelLike = None) -> Tensor:
-        """Predicted noise. x: [B, L] waveforms; t: DDPM step(s) in [0, T); -> [B, L]."""
+        """Predicted noise. x: [B, L] waveforms; t: DDPM step(s) in [0, T); -> [B, L].
+        One t and one class for the whole batch (ints or 0-d tensors, as in every separation
+        step) go to the network at batch 1: its modulations are then shared (fused)."""
         n_fft, hop = self.config.net.n_fft, self.config.net.hop
         batch, length = x.shape
-        t = self._steps(t, batch, x.device)
-        tau = network_timestep(self.config.diffusion, t).float()
+        cond = 1 if _single(t) and _single(label) else batch
+        tau = network_timestep(self.config.diffusion, self._steps(t, cond, x.device)).float()
         padded = pad_to_frames(x.float(), hop, multiple=4)
         spec = to_channels(stft(padded, n_fft, hop))
-        out = self.net(spec, tau, self._labels(label, batch, x.device))
+        out = self.net(spec, tau, self._labels(label, cond, x.device))
         return istft(from_channels(out), n_fft, hop, padded.shape[-1])[:, :length]
 
     def denoise(self, x: Tensor, t: Tensor | int, label: LabelLike = None) -> Tensor:
         """Tweedie estimate clamp((x - sqrt(1-abar) eps) / sqrt(abar), -1, 1). x: [B, L]."""
         steps = self._steps(t, x.shape[0], torch.device("cpu"))
         abar = self.schedule.alphas_cumprod[steps].to(x.device, x.dtype)[:, None]
-        x0 = (x - (1 - abar).sqrt() * self.eps(x, steps, label)) / abar.sqrt()
+        x0 = (x - (1 - abar).sqrt() * self.eps(x, t, label)) / abar.sqrt()
         return x0.clamp(-1, 1)
 
     def forward(self, x0: Tensor, t: Tensor, noise: Tensor, label: LabelLike = None) -> Tensor:

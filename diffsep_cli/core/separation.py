@@ -34,7 +34,15 @@ def joint_denoiser(
         groups.setdefault(id(prior), (prior, []))[1].append(k)
     pairs = zip(priors, labels, strict=True)
     labs = [p.config.default_label if lab is None else lab for p, lab in pairs]
-    plan = [(prior, ks, torch.tensor([labs[k] for k in ks])) for prior, ks in groups.values()]
+    # a prior's sources share one class (an int: the network's shared-conditioning path) or not
+    plan = [
+        (
+            prior,
+            ks,
+            labs[ks[0]] if len({labs[k] for k in ks}) == 1 else torch.tensor([labs[k] for k in ks]),
+        )
+        for prior, ks in groups.values()
+    ]
     order = [k for _, ks, _ in plan for k in ks]
     inverse = torch.argsort(torch.tensor(order))
     weights = [w for prior, _, _ in plan for w in prior.parameters()]
@@ -55,7 +63,8 @@ def joint_denoiser(
         parts = []
         for prior, ks, ls in plan:
             xs = x[:, ks].reshape(-1, length)  # [B * K_p, L], item-major
-            x0 = prior.denoise(xs, t, ls.to(x.device).repeat(batch))
+            lab = ls if isinstance(ls, int) else ls.to(x.device).repeat(batch)
+            x0 = prior.denoise(xs, t, lab)
             parts.append(x0.reshape(batch, len(ks), length))
         return torch.cat(parts, dim=1)[:, inverse.to(x.device)]
 
