@@ -4,6 +4,8 @@ input with frozen weights), at the paper config and a small one, on CPU (and CUD
 Each case runs in a fresh process so its peak memory is its own:
     python benchmarks/bench_core.py                       # the default table
     python benchmarks/bench_core.py --case paper:4:guided --repeat 2
+    python benchmarks/bench_core.py --case paper:4:forward:bf16   # precision: fp32 (default),
+                                                                   # bf16, auto (autocast)
     OMP_NUM_THREADS=1 python benchmarks/bench_core.py --case lite:4:guided --repeat 3
 Reference (official code, same machine kind, torch 2.13 CPU, 2 threads; method.md): paper
 config at 4 s forward 41-56 s, forward+backward 64-129 s, peak 14.3 GB; hidden 8 at 4 s,
@@ -23,6 +25,7 @@ from dataclasses import replace
 import torch
 
 from diffsep_cli.config import LITE_NET, SMALL_NET, NetConfig, PriorConfig
+from diffsep_cli.core.devices import autocast, native_bf16
 from diffsep_cli.core.prior import Prior
 
 CONFIGS = {
@@ -49,9 +52,11 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def matmul_peak(device: str, n: int = 2048, repeat: int = 3) -> float:
-    """Achieved GFLOP/s of an fp32 n x n matmul here: the practical ceiling of the cases."""
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+def matmul_peak(device: str, n: int = 2048, repeat: int = 3, bf16: bool = False) -> float:
+    """Achieved GFLOP/s of an n x n matmul here (fp32, or bf16): the practical ceiling of the
+    cases."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = float("inf")
     for _ in range(repeat + 1):
         if device.startswith("cuda"):
@@ -74,22 +79,28 @@ def _step(prior: Prior, x: torch.Tensor, mode: str) -> None:
 
 
 def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
-    """One case ``config:seconds:mode`` in this process; returns timings, FLOPs (counted by
-    torch.utils.flop_counter), achieved GFLOP/s and peak memory."""
+    """One case ``config:seconds:mode[:precision]`` in this process; returns timings, FLOPs
+    (counted by torch.utils.flop_counter), achieved GFLOP/s and peak memory."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    name, seconds, mode = case.split(":")
+    name, seconds, mode, precision = [*case.split(":"), "fp32"][:4]
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(torch.device(device)))
+
+    def step() -> None:
+        with autocast(torch.device(device), precision):
+            _step(prior, x, mode)
+
     prior = Prior(PriorConfig(net=CONFIGS[name])).to(device).eval().requires_grad_(False)
     prior.net.grad_checkpointing = mode.endswith("-ckpt")
     x = 0.05 * torch.randn(1, int(float(seconds) * 16000), device=device)
     with FlopCounterMode(display=False) as counter:
-        _step(prior, x, mode)
+        step()
     times = []
     for _ in range(repeat + 1):  # first run warms up
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        _step(prior, x, mode)
+        step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -103,7 +114,7 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
         "gflop": counter.get_total_flops() / 1e9,
     }
     row["gflops"] = row["gflop"] / min(times[1:])
-    row["matmul_gflops"] = matmul_peak(device)
+    row["matmul_gflops"] = matmul_peak(device, bf16=bf16)
     if device.startswith("cuda"):
         row["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
     return row
@@ -111,7 +122,9 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", action="append", help="config:seconds:mode (repeatable)")
+    ap.add_argument(
+        "--case", action="append", help="config:seconds:mode[:precision] (repeatable)"
+    )
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -1,8 +1,8 @@
 """Quality against wall time of every solver and step count, paired against a reference.
 
 Runs ``diffsep bench``'s own library path (the real file pipeline, same mixtures, same seeds)
-for each configuration ``SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT]]]]]`` on each
-evaluation folder, keeps every per-mixture row in a JSON file (resumable: configurations
+for each configuration ``SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT[:PRECISION]]]]]]``
+on each evaluation folder, keeps every per-mixture row in a JSON file (resumable: configurations
 already there are skipped), then prints one table per folder: mean SI-SDRi with its 95 % CI,
 the paired difference to the reference configuration with its 95 % CI, RTF, and writes a
 quality-vs-time plot.
@@ -30,10 +30,10 @@ from diffsep_cli.hub.api import load_prior
 
 
 def parse_config(text: str) -> SeparateConfig:
-    """``dirac:50:0.5:split:3:snr:4`` -> SeparateConfig (eta, init, guided steps, spacing and
-    segment seconds optional). An omitted spacing is ``linear``, not the CLI's default, so that
-    the names of runs saved before the spacing existed keep meaning what was run; an omitted
-    segment is the priors' training segment."""
+    """``dirac:50:0.5:split:3:snr:4:bf16`` -> SeparateConfig (eta, init, guided steps, spacing,
+    segment seconds and precision optional). An omitted spacing is ``linear`` and an omitted
+    precision ``fp32``, not the CLI's defaults, so that the names of runs saved before they
+    existed keep meaning what was run; an omitted segment is the priors' training segment."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else None
@@ -41,6 +41,7 @@ def parse_config(text: str) -> SeparateConfig:
     guided = int(parts[4]) if len(parts) > 4 and parts[4] else 0
     spacing = parts[5] if len(parts) > 5 and parts[5] else "linear"
     segment = float(parts[6]) if len(parts) > 6 and parts[6] else None
+    precision = parts[7] if len(parts) > 7 and parts[7] else "fp32"
     return SeparateConfig(
         steps=steps,
         solver=solver,
@@ -49,6 +50,7 @@ def parse_config(text: str) -> SeparateConfig:
         guided_steps=guided,
         spacing=spacing,
         segment=segment,
+        precision=precision,
     )
 
 
@@ -121,7 +123,7 @@ def main() -> None:
         "--config",
         action="append",
         required=True,
-        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT]]]]]",
+        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT[:PRECISION]]]]]]",
     )
     ap.add_argument("--reference", default="hybrid:50")
     ap.add_argument("--limit", type=int, default=12)

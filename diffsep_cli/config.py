@@ -116,6 +116,9 @@ INITS = ("auto", "noisy-mixture", "split", "noise", "mixture")
 # masks |S_k| / sum_j |S_j| of the estimates (their residual shared by time-frequency bin),
 # "equal" adds an equal share of the residual to each, "none" leaves the estimates as sampled.
 CONSISTENCY = ("mask", "equal", "none")
+# arithmetic of the networks in separation: auto = bf16 where the hardware multiplies bf16
+# natively (CPUs with AMX), else fp32; see core.devices.autocast
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -178,10 +181,12 @@ class SeparateConfig:
     guided_steps: int = 0  # forward-only solvers: the last N steps hybrid-guided
     # which steps of T are kept (SPACINGS): snr at 25 steps matched linear at 50 (issue 17)
     spacing: str = "snr"
+    precision: str = "fp32"  # PRECISIONS
 
     def __post_init__(self) -> None:
         self.guidance()
         check_choice("spacing", self.spacing, SPACINGS)
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("init", self.init, INITS)
         check_choice("consistency", self.consistency, CONSISTENCY)
         if not 0 <= self.overlap <= 0.5:

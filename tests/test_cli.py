@@ -161,6 +161,8 @@ def test_seed_determinism_and_options(models: Path, tmp_path: Path) -> None:
             "3",
             "--consistency",
             "none",
+            "--precision",
+            "bf16",
             "-d",
             "cpu",
         )
@@ -212,6 +214,7 @@ def test_overwrite_and_skip_existing(models: Path, tmp_path: Path) -> None:
         (["MIX", "-s", "speech,sfx", "--solver", "magic"], "unknown solver"),
         (["MIX", "-s", "speech,sfx", "--consistency", "wiener"], "unknown consistency"),
         (["MIX", "-s", "speech,sfx", "--steps", "0"], "at least 1"),
+        (["MIX", "-s", "speech,sfx", "--precision", "fp16"], "unknown precision"),
         (["MIX", "-s", "speech,sfx", "-o", "/proc/diffsep"], "/proc/diffsep"),
         (["MIX44K", "-s", "speech,sfx", "--format", "ogg", "--subtype", "OPUS"], "Opus only"),
     ],

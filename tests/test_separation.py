@@ -224,3 +224,57 @@ def test_calibration_reaches_the_level_unless_the_peak_limit_is_hit() -> None:
     assert math.isclose(float((gain[0] * noise).square().mean().sqrt()), target, rel_tol=1e-4)
     assert math.isclose(float(gain[1] * click.abs().max()), PEAK_LIMIT, rel_tol=1e-6)
     assert float(gain[2]) == 0.0
+
+
+@pytest.mark.parametrize("solver", ["dirac", "hybrid"])
+def test_bf16_precision_runs_the_networks_in_bf16_and_stays_close(solver: str, monkeypatch) -> None:
+    """bf16 autocast reaches the network's matmuls (their outputs are bf16, so the result
+    differs from fp32), the sources stay fp32 and close to the fp32 ones, and sum to the
+    mixture as in fp32; an unknown precision is refused."""
+    priors = [tiny_prior(0), tiny_prior(1)]
+    mix = 0.1 * torch.randn(2, 2500, generator=torch.Generator().manual_seed(3))
+    seen: list[torch.dtype] = []
+    linear = torch.nn.functional.linear
+
+    def spy(*args, **kwargs):
+        y = linear(*args, **kwargs)
+        seen.append(y.dtype)
+        return y
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+
+    def run(precision: str) -> torch.Tensor:
+        seen.clear()
+        gens = [torch.Generator().manual_seed(s) for s in (5, 6)]
+        return separate_tensor(
+            priors,
+            mix,
+            steps=4,
+            solver=solver,
+            generator=gens,
+            consistency="equal",
+            precision=precision,
+        )
+
+    ref = run("fp32")
+    assert set(seen) == {torch.float32}
+    low = run("bf16")
+    assert set(seen) == {torch.bfloat16}
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert torch.allclose(low.sum(1), mix, atol=1e-6)
+    gap = float((low - ref).norm() / ref.norm())
+    assert 1e-5 < gap < 0.1, gap
+    with pytest.raises(ValueError, match="precision"):
+        run("fp16")
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch) -> None:
+    from diffsep_cli.core import devices
+
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(devices, "native_bf16", lambda device, n=native: n)
+        with devices.autocast(cpu, "auto"):
+            assert torch.is_autocast_enabled("cpu") is native
+    with devices.autocast(cpu, "fp32"):
+        assert not torch.is_autocast_enabled("cpu")

@@ -39,6 +39,10 @@ BatchSize = Annotated[int, typer.Option(help="Segments separated at once.")]
 Consistency = Annotated[
     str, typer.Option(help="Make the sources sum to the mixture: mask (soft masks), equal, none.")
 ]
+Precision = Annotated[
+    str,
+    typer.Option(help="Network arithmetic: auto (bf16 where native: AMX CPUs, GPUs), fp32, bf16."),
+]
 
 
 def config_from(cls: type[T], options: dict[str, Any]) -> T:

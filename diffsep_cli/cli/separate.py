@@ -24,6 +24,7 @@ from .options import (
     Init,
     Overlap,
     Overwrite,
+    Precision,
     Quiet,
     Seed,
     Segment,
@@ -79,6 +80,7 @@ def separate_cmd(
     consistency: Consistency = "mask",
     eta: Eta = None,
     guided_steps: GuidedSteps = 0,
+    precision: Precision = "fp32",
     per_channel: Annotated[
         bool, typer.Option(help="Separate each channel instead of the mono downmix.")
     ] = False,

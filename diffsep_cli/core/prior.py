@@ -51,7 +51,8 @@ class Prior(nn.Module):
         return t.to(device)
 
     def eps(self, x: Tensor, t: Tensor | int, label: LabelLike = None) -> Tensor:
-        """Predicted noise. x: [B, L] waveforms; t: DDPM step(s) in [0, T); -> [B, L].
+        """Predicted noise. x: [B, L] waveforms; t: DDPM step(s) in [0, T); -> [B, L], fp32
+        also under autocast.
         One t and one class for the whole batch (ints or 0-d tensors, as in every separation
         step) go to the network at batch 1: its modulations are then shared (fused)."""
         n_fft, hop = self.config.net.n_fft, self.config.net.hop

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import CONSISTENCY, FORWARD_ONLY, INITS, GuidanceConfig, check_choice
+from .devices import autocast
 from .diffusion import Schedule, q_sample, respace
 from .parallel import side_by_side
 from .prior import Prior
@@ -134,6 +135,7 @@ def separate_tensor(
     consistency: str = "none",
     guidance: GuidanceConfig | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
 ) -> Tensor:
     """Separate mixtures [B, L] (or [L]) into sources [B, K, L], one per prior in ``priors``.
 
@@ -142,7 +144,8 @@ def separate_tensor(
     prior's default), ``steps`` respaces the DDPM schedule (``spacing``: see ``respace``),
     ``guidance`` holds the solver and its knobs (default: ``GuidanceConfig(solver=solver)``),
     ``generator`` is one ``torch.Generator`` per mixture, ``consistency`` makes the result
-    sum to the mixture (see :func:`mixture_consistency`).
+    sum to the mixture (see :func:`mixture_consistency`), ``precision`` is the networks'
+    arithmetic (see :func:`~.devices.autocast`; the sampler's own stays fp32).
     """
     if not priors:
         raise ValueError("need at least one prior")
@@ -165,5 +168,6 @@ def separate_tensor(
     denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
     eta = float(guidance.eta or 0.0)
-    est = sample_ddim(denoise, x, schedule, eta=eta, randn_like=noise, callback=callback)
+    with autocast(mix.device, precision):
+        est = sample_ddim(denoise, x, schedule, eta=eta, randn_like=noise, callback=callback)
     return mixture_consistency(est, mix, consistency)

@@ -103,6 +103,7 @@ class _Separator:
                 init=self.cfg.init,
                 generator=gens,
                 consistency=self.cfg.consistency,
+                precision=self.cfg.precision,
                 callback=lambda i, *_: self.progress("step", self.cfg.steps - i, self.cfg.steps),
             )
             bad = sorted({index[live[j] // c] for j in (~est.isfinite()).nonzero()[:, 0].tolist()})
