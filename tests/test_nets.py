@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from diffsep_cli.config import NetConfig, PriorConfig
 from diffsep_cli.core.prior import Prior
@@ -103,3 +104,19 @@ def test_rope_rotates_adjacent_pairs() -> None:
     q = torch.randn(8).expand(1, 7, 8)
     dots = (_rope(q)[0, :-1] * _rope(q)[0, 1:]).sum(-1)  # neighbours: one offset
     assert torch.allclose(dots, dots[0].expand_as(dots), atol=1e-4)
+
+
+def test_cpu_bf16_attention_runs_in_fp32_only_when_a_backward_follows() -> None:
+    """Under CPU bf16 autocast the attention of a guided step (inputs that need gradients) runs
+    in fp32, where the CPU's backward is fast; forward-only attention stays in bf16."""
+    from diffsep_cli.core.nets import _attend
+
+    q, k, v = torch.randn(3, 2, 2, 5, 4).unbind(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _attend(q, k, v).dtype == torch.bfloat16
+        qg = q.clone().requires_grad_(True)
+        out = _attend(qg, k, v)
+        assert out.dtype == torch.float32
+        out.sum().backward()
+    assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
+    assert qg.grad is not None and qg.grad.dtype == torch.float32
