@@ -122,9 +122,7 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--case", action="append", help="config:seconds:mode[:precision] (repeatable)"
-    )
+    ap.add_argument("--case", action="append", help="config:seconds:mode[:precision] (repeatable)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
