@@ -46,11 +46,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
     """The results of ``calls``, in order.
 
-    With at least two of torch's intra-op threads, the calls run in rounds of
-    as many as there are threads, at once in worker threads, each on an equal share of the
-    threads, under the caller's grad and inference modes; the calls left over (fewer than a
-    round) then run here one after another with all threads, and torch's thread count is
-    restored. The calls must be independent and record no autograd graph (backward passes
+    With at least two of torch's intra-op threads, the calls run in rounds of as many as there
+    are threads, at once in worker threads, each on an equal share of the threads, under the
+    caller's grad and inference modes and CPU autocast (thread-local); the calls left over
+    (fewer than a round) then run here one after another with all threads, and torch's thread
+    count is restored. The calls must be independent and record no autograd graph (backward passes
     would run on one thread each). On one thread they all run here, one after another.
     """
     threads = torch.get_num_threads()
@@ -60,10 +60,15 @@ def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
     rounds = len(calls) // workers * workers
     share = threads // workers
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+    amp, amp_dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
 
     def run(call: Callable[[], T]) -> T:
         torch.set_num_threads(share)
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+        with (
+            torch.inference_mode(inference),
+            torch.set_grad_enabled(grad),
+            torch.autocast("cpu", dtype=amp_dtype, enabled=amp),
+        ):
             return call()
 
     try:
