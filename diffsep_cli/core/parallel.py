@@ -18,11 +18,13 @@ import ctypes.util
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import TypeVar
 
 import torch
 
 T = TypeVar("T")
+AUTOCAST = ("cpu", "cuda")  # autocast states carried into the worker threads
 
 
 _M_ARENA_MAX = -8  # glibc mallopt parameter
@@ -48,10 +50,11 @@ def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
 
     With at least two of torch's intra-op threads, the calls run in rounds of as many as there
     are threads, at once in worker threads, each on an equal share of the threads, under the
-    caller's grad and inference modes and CPU autocast (thread-local); the calls left over
-    (fewer than a round) then run here one after another with all threads, and torch's thread
-    count is restored. The calls must be independent and record no autograd graph (backward passes
-    would run on one thread each). On one thread they all run here, one after another.
+    caller's grad and inference modes and CPU / CUDA autocast (all thread-local); the calls
+    left over (fewer than a round) then run here one after another with all threads, and
+    torch's thread count is restored. The calls must be independent and record no autograd
+    graph (backward passes would run on one thread each). On one thread they all run here,
+    one after another.
     """
     threads = torch.get_num_threads()
     workers = min(len(calls), threads)
@@ -60,15 +63,15 @@ def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
     rounds = len(calls) // workers * workers
     share = threads // workers
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
-    amp, amp_dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+    amp = [(d, torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in AUTOCAST]
 
     def run(call: Callable[[], T]) -> T:
         torch.set_num_threads(share)
-        with (
-            torch.inference_mode(inference),
-            torch.set_grad_enabled(grad),
-            torch.autocast("cpu", dtype=amp_dtype, enabled=amp),
-        ):
+        with ExitStack() as stack:
+            stack.enter_context(torch.inference_mode(inference))
+            stack.enter_context(torch.set_grad_enabled(grad))
+            for device, enabled, dtype in amp:
+                stack.enter_context(torch.autocast(device, dtype=dtype, enabled=enabled))
             return call()
 
     try:
