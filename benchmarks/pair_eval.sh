@@ -1,28 +1,53 @@
 #!/usr/bin/env bash
-# Speech + sound quality of a prior pair at the default solver, on the devset and the split.
+# Separation quality of a prior pair at the default solver: three tasks, three test sets.
 #
 #   benchmarks/pair_eval.sh SPEECH_PRIOR SFX_PRIOR TAG [CONFIG]
 #
-# Builds (once) two 36-mixture speech + sfx sets, 4 s, seed 2: runs/eval/dev from
-# ../shared/devset (measure only, never train on it) and runs/eval/split from data/test (whole
-# packages and speakers no training clip comes from; needs scripts/build_data.py). Then runs
-# benchmarks/solver_sweep.py on both with one thread, the same seeds for every pair, into
-# runs/eval/{dev,split}_TAG.json. Compare two pairs, paired, pooled over both sets or per set:
-#   cd benchmarks && python compare_sweeps.py ../runs/eval/dev_A.json:CONFIG ../runs/eval/dev_B.json:CONFIG
-# CONFIG defaults to the CLI's default solver (dirac:25:0:split::snr); SETS=dev runs one set.
-# ~10 s per mixture on one thread.
+# Builds (once) 36 mixtures, 4 s, seed 2, per task (speech_sfx, sfx_sfx, speech_speech) and set:
+# runs/eval/dev from ../shared/devset (measure only, never train on it), runs/eval/split from
+# data/test (whole packages and speakers no training clip comes from; needs
+# scripts/build_data.py) and runs/eval/mg from the split's MegaGlest voices and sounds only: the
+# one test package that no lineage of the priors has trained on (the bundled priors' earliest
+# data held Hedgewars voices and sounds, LMMS and OpenSFX, the split's other test packages).
+# Then runs benchmarks/solver_sweep.py with one thread, the same seeds for every pair, into
+# runs/eval/SET_TASK_TAG.json. Compare two pairs, paired (FILE1,FILE2:CONFIG pools sets):
+#   cd benchmarks && python compare_sweeps.py ../runs/eval/dev_speech_sfx_A.json:CONFIG ../runs/eval/dev_speech_sfx_B.json:CONFIG
+# CONFIG defaults to the CLI's default solver (dirac:25:0:split::snr). SETS="dev mg" and
+# TASKS="speech_sfx" choose (default: every set, TASKS=speech_sfx). ~5-10 s per mixture.
 set -euo pipefail
 speech=${1:?usage: pair_eval.sh SPEECH SFX TAG [CONFIG]} sfx=${2:?} tag=${3:?}
 config=${4:-dirac:25:0:split::snr}
-declare -A srcs=([dev]="../shared/devset/speech ../shared/devset/sfx"
-    [split]="data/test/speech data/test/sfx")
-for set in ${SETS:-dev split}; do
-    dir=runs/eval/$set/speech_sfx
-    if [[ ! -d $dir ]]; then
-        # shellcheck disable=SC2086
-        diffsep make-mixtures ${srcs[$set]} -s speech,sfx -n 36 --seed 2 -o "$dir" -q
-    fi
-    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python benchmarks/solver_sweep.py "$dir" \
-        -s "$speech,$sfx" --config "$config" --reference "$config" --limit 36 \
-        --out "runs/eval/${set}_$tag.json"
+declare -A speech_dir=([dev]=../shared/devset/speech [split]=data/test/speech
+    [mg]=runs/eval/mg_src/speech)
+declare -A sfx_dir=([dev]=../shared/devset/sfx [split]=data/test/sfx [mg]=runs/eval/mg_src/sfx)
+if [[ ! -d runs/eval/mg_src ]]; then  # hard links: make-mixtures skips symlinked folders
+    mkdir -p runs/eval/mg_src/speech
+    cp -rl data/test/speech/megaglest-* runs/eval/mg_src/speech/
+    python3 - <<'PY'  # sound classes: MegaGlest's factions (two sounds come from two of them)
+import os, pathlib
+for f in sorted(pathlib.Path("data/test/sfx/megaglest").iterdir()):
+    part = f.name.split("__")
+    group = part[3] if part[2] == "factions" else f"{part[0]}-{part[2]}"
+    (dest := pathlib.Path("runs/eval/mg_src/sfx", group)).mkdir(parents=True, exist_ok=True)
+    os.link(f, dest / f.name)
+PY
+fi
+for set in ${SETS:-dev split mg}; do
+    for task in ${TASKS:-speech_sfx}; do
+        dirs=() priors=()
+        for kind in ${task/_/ }; do
+            if [[ $kind == speech ]]; then
+                dirs+=("${speech_dir[$set]}") priors+=("$speech")
+            else
+                dirs+=("${sfx_dir[$set]}") priors+=("$sfx")
+            fi
+        done
+        dir=runs/eval/$set/$task
+        if [[ ! -d $dir ]]; then
+            diffsep make-mixtures "${dirs[@]}" -s "${task/_/,}" -n 36 --seed 2 -o "$dir" -q
+        fi
+        OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python benchmarks/solver_sweep.py "$dir" \
+            -s "${priors[0]},${priors[1]}" --config "$config" --reference "$config" \
+            --limit 36 --out "runs/eval/${set}_${task}_$tag.json"
+    done
 done
