@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from diffsep_cli.config import PEAK_LIMIT
+from diffsep_cli.config import AUGMENTS, PEAK_LIMIT
 from diffsep_cli.hub.card import model_card
 from diffsep_cli.hub.folder import load_prior_dir, save_prior
 from diffsep_cli.io.files import atomic_dir
@@ -42,6 +42,26 @@ DATA = {
     ),
 }
 LICENSE = {"speech": "cc-by-sa-3.0", "sfx": "cc-by-sa-3.0"}
+
+
+def augmentation(name: str) -> str:
+    """The card's words for ``--augment NAME`` (the last resume's), from its AugmentConfig."""
+    a = AUGMENTS[name]
+    parts = [
+        f"speed / pitch x[1/{1 + a.speed:g}, {1 + a.speed:g}] (p {a.speed_prob:g})"
+        if a.speed
+        else "",
+        f"random EQ ({a.eq_bands} bands +-{a.eq_db:g} dB), tilt +-{a.tilt_db:g} dB, band "
+        f"limits (p {a.eq_prob:g}; band limits on {a.band_prob:g} of them)"
+        if a.eq_prob
+        else "",
+        f"synthetic rooms RT60 {a.rt60[0]:g}-{a.rt60[1]:g} s, wet {a.wet_db[0]:g}..{a.wet_db[1]:g} "
+        f"dB (p {a.reverb_prob:g})"
+        if a.reverb_prob
+        else "",
+    ]
+    done = "; ".join(p for p in parts if p)
+    return f"--augment {name}, on the fly: {done}" if done else "none"
 
 
 def main() -> None:
@@ -75,6 +95,9 @@ def main() -> None:
         f"{tc['weight_decay']:g}, grad clip {tc['grad_clip']:g}, EMA {tc['ema_decay']:g}"
         + (f"; lr cooled to 0 over the last {tc['cooldown']} steps" if tc.get("cooldown") else ""),
         "loss": "eps-MSE" + (f", Min-SNR-{tc['min_snr']:g}" if tc.get("min_snr") else ""),
+        "augmentation": augmentation(tc.get("augment", "none")),
+        "sampling": f"group folders (packages, speakers) drawn with --balance "
+        f"{tc.get('balance', 0.0):g} (0: by length, 1: equally often)",
         "recipe history": args.history or "-",
         "hardware": "2 shared CPU cores (torch 2.13 CPU)",
         "wall time": f"{state['seconds'] / 3600:.2f} h",

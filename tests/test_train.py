@@ -289,3 +289,19 @@ def test_gpu_train_script_runs_on_cpu(corpus: Path, tmp_path: Path) -> None:
     assert plan["batch"] == 2 and plan["steps"] == 2 and np.isfinite(done["loss"])
     assert load_prior_dir(out).config.segment == PRESETS["tiny"].segment
     assert (out / "train" / "state.pt").exists()
+
+
+def test_bundle_prior_card_tells_the_recipe(corpus: Path, tmp_path: Path) -> None:
+    """scripts/bundle_prior.py: the bundled folder loads, and its card states the steps, the
+    augmentation and the group balance the run trained with, and the data with its licences."""
+    tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100)
+    train(PRESETS["tiny"], replace(tc, augment="speech", balance=0.5), [corpus], tmp_path / "run")
+    cmd = [sys.executable, str(ROOT / "scripts" / "bundle_prior.py"), str(tmp_path / "run")]
+    cmd += ["speech", "--kind", "speech", "--models", str(tmp_path / "models")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert load_prior_dir(tmp_path / "models" / "speech").config.name == "speech"
+    card = (tmp_path / "models" / "speech" / "README.md").read_text()
+    assert "| steps | 2 |" in card and "--balance 0.5" in card
+    assert "--augment speech, on the fly: speed / pitch x[1/1.15, 1.15]" in card
+    assert "synthetic rooms" in card and "data/LICENCES.md" in card
