@@ -12,11 +12,12 @@
 # Then runs benchmarks/solver_sweep.py with one thread, the same seeds for every pair, into
 # runs/eval/SET_TASK_TAG.json. Compare two pairs, paired (FILE1,FILE2:CONFIG pools sets):
 #   cd benchmarks && python compare_sweeps.py ../runs/eval/dev_speech_sfx_A.json:CONFIG ../runs/eval/dev_speech_sfx_B.json:CONFIG
-# CONFIG defaults to the CLI's default solver (dirac:25:0:split::snr). SETS="dev mg" and
-# TASKS="speech_sfx" choose (default: every set, TASKS=speech_sfx). ~5-10 s per mixture.
+# CONFIG defaults to the CLI's default solver (dirac:25::split::snr: eta per task, 0 for two
+# priors, 1 for two sources of one prior). SETS="dev mg" and TASKS="speech_sfx sfx_sfx"
+# choose (default: every set, TASKS=speech_sfx). ~5-10 s per mixture.
 set -euo pipefail
 speech=${1:?usage: pair_eval.sh SPEECH SFX TAG [CONFIG]} sfx=${2:?} tag=${3:?}
-config=${4:-dirac:25:0:split::snr}
+config=${4:-dirac:25::split::snr}
 declare -A speech_dir=([dev]=../shared/devset/speech [split]=data/test/speech
     [mg]=runs/eval/mg_src/speech)
 declare -A sfx_dir=([dev]=../shared/devset/sfx [split]=data/test/sfx [mg]=runs/eval/mg_src/sfx)

@@ -1,6 +1,6 @@
 """One markdown table of prior pairs evaluated by ``benchmarks/pair_eval.sh``, paired.
 
-    python benchmarks/pair_table.py bundled cool30 cool30-speech [--config dirac:25:0:split::snr]
+    python benchmarks/pair_table.py bundled cool30 cool30-speech [--config dirac:25::split::snr]
 
 For every set (dev, split, mg) and task (speech_sfx, sfx_sfx, speech_speech) with a
 ``runs/eval/SET_TASK_TAG.json`` for the first tag (the reference), prints each tag's mean
@@ -28,7 +28,7 @@ def cell(values: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("tags", nargs="+", help="pair tags; the first is the reference")
-    ap.add_argument("--config", default="dirac:25:0:split::snr")
+    ap.add_argument("--config", default="dirac:25::split::snr")
     ap.add_argument("--root", type=Path, default=Path(__file__).parent.parent / "runs/eval")
     args = ap.parse_args()
     ref, *others = args.tags
