@@ -117,7 +117,7 @@ INITS = ("auto", "noisy-mixture", "split", "noise", "mixture")
 # "equal" adds an equal share of the residual to each, "none" leaves the estimates as sampled.
 CONSISTENCY = ("mask", "equal", "none")
 # arithmetic of the networks in separation: auto = bf16 where the hardware multiplies bf16
-# natively (CPUs with AMX, bf16 GPUs), else fp32; see core.devices.autocast
+# natively (CPUs with AMX or AVX512-BF16, bf16 GPUs), else fp32; see core.devices.autocast
 PRECISIONS = ("auto", "fp32", "bf16")
 
 

@@ -41,7 +41,10 @@ Consistency = Annotated[
 ]
 Precision = Annotated[
     str,
-    typer.Option(help="Network arithmetic: auto (bf16 where native: AMX CPUs, GPUs), fp32, bf16."),
+    typer.Option(
+        help="Network arithmetic: auto (bf16 where native: AMX or AVX512-BF16 CPUs, GPUs), "
+        "fp32, bf16."
+    ),
 ]
 
 
