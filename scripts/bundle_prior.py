@@ -51,8 +51,8 @@ def augmentation(name: str) -> str:
         f"speed / pitch x[1/{1 + a.speed:g}, {1 + a.speed:g}] (p {a.speed_prob:g})"
         if a.speed
         else "",
-        f"random EQ ({a.eq_bands} bands +-{a.eq_db:g} dB), tilt +-{a.tilt_db:g} dB, band "
-        f"limits (p {a.eq_prob:g}; band limits on {a.band_prob:g} of them)"
+        f"random EQ ({a.eq_bands} bands +-{a.eq_db:g} dB) and tilt +-{a.tilt_db:g} dB "
+        f"(p {a.eq_prob:g}), band limits on {a.band_prob:g} of those"
         if a.eq_prob
         else "",
         f"synthetic rooms RT60 {a.rt60[0]:g}-{a.rt60[1]:g} s, wet {a.wet_db[0]:g}..{a.wet_db[1]:g} "
