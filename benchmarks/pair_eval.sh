@@ -3,7 +3,8 @@
 #
 #   benchmarks/pair_eval.sh SPEECH_PRIOR SFX_PRIOR TAG [CONFIG]
 #
-# Builds (once) 36 mixtures, 4 s, seed 2, per task (speech_sfx, sfx_sfx, speech_speech) and set:
+# Builds (once) 36 mixtures, 4 s, seed 2, per task (speech_sfx, sfx_sfx, speech_speech, or any
+# list of kinds joined by _, e.g. speech_sfx_sfx, sfx_sfx_sfx) and set:
 # runs/eval/dev from ../shared/devset (measure only, never train on it), runs/eval/split from
 # data/test (whole packages and speakers no training clip comes from; needs
 # scripts/build_data.py) and runs/eval/mg from the split's MegaGlest voices and sounds only: the
@@ -36,7 +37,7 @@ fi
 for set in ${SETS:-dev split mg}; do
     for task in ${TASKS:-speech_sfx}; do
         dirs=() priors=()
-        for kind in ${task/_/ }; do
+        for kind in ${task//_/ }; do
             if [[ $kind == speech ]]; then
                 dirs+=("${speech_dir[$set]}") priors+=("$speech")
             else
@@ -45,10 +46,10 @@ for set in ${SETS:-dev split mg}; do
         done
         dir=runs/eval/$set/$task
         if [[ ! -d $dir ]]; then
-            diffsep make-mixtures "${dirs[@]}" -s "${task/_/,}" -n 36 --seed 2 -o "$dir" -q
+            diffsep make-mixtures "${dirs[@]}" -s "${task//_/,}" -n 36 --seed 2 -o "$dir" -q
         fi
         OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python benchmarks/solver_sweep.py "$dir" \
-            -s "${priors[0]},${priors[1]}" --config "$config" --reference "$config" \
+            -s "$(IFS=,; echo "${priors[*]}")" --config "$config" --reference "$config" \
             --limit 36 --out "runs/eval/${set}_${task}_$tag.json"
     done
 done
