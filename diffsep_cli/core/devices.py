@@ -3,6 +3,7 @@ under torchrun: one device per rank, work shared by rank, results gathered on ra
 
 from __future__ import annotations
 
+import atexit
 import os
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -71,7 +72,17 @@ def process_group(device: torch.device) -> tuple[int, int]:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # A group left alive at interpreter exit can abort the rank (gloo's worker threads are
+        # torn down after Python: "terminate called without an active exception").
+        atexit.register(_close_group)
     return dist.get_rank(), world
+
+
+def _close_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def gather_to_first(obj: T, world: int) -> list[T]:
