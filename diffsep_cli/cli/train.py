@@ -31,6 +31,13 @@ def train_cmd(
             help="Start from this prior folder's architecture and weights (not --config)."
         ),
     ] = None,
+    depths: Annotated[
+        str,
+        typer.Option(
+            help="Blocks per level: enc1,enc2,latent,dec2,dec1 (default: the config's). With"
+            " --init, deeper levels grow from its weights, new blocks starting as identity."
+        ),
+    ] = "",
     valid: Annotated[
         list[Path] | None, typer.Option(help="Held-out audio for a fixed validation loss.")
     ] = None,
@@ -84,6 +91,7 @@ def train_cmd(
                 compile=compile,
                 callback=callback,
                 init=init,
+                depths=parse_depths(depths) if depths else None,
             )
         if not quiet:
             err.print(
@@ -101,6 +109,17 @@ def resolve_config(preset: str, name: str) -> PriorConfig:
     else:
         raise DiffsepError(f"unknown config {preset!r}: use {', '.join(PRESETS)} or a JSON file")
     return replace(cfg, name=name)
+
+
+def parse_depths(text: str) -> tuple[int, int, int, int, int]:
+    """ "0,0,4,0,0" -> (0, 0, 4, 0, 0); anything else is a DiffsepError."""
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        found = ()
+    if len(found) != 5 or min(found) < 0:
+        raise DiffsepError(f"--depths {text!r}: give 5 counts >= 0, e.g. 0,0,4,0,0")
+    return found  # type: ignore[return-value]
 
 
 @contextmanager

@@ -75,26 +75,55 @@ def save_run(
     os.replace(train_dir / "state.pt.tmp", train_dir / "state.pt")
 
 
+# the U-Net's block lists; a key "latent.3.freatt..." belongs to block "latent.3"
+LEVELS = ("encoder_level_1", "encoder_level_2", "latent", "decoder_level_2", "decoder_level_1")
+
+
+def _block(key: str) -> str | None:
+    parts = key.split(".")
+    return ".".join(parts[:2]) if parts[0] in LEVELS else None
+
+
 def warm_start(prior: Prior, source: Prior) -> None:
-    """Copy ``source``'s weights into ``prior`` (same architecture, maybe other classes).
+    """Copy ``source``'s weights into ``prior`` (same architecture, maybe other classes or
+    deeper levels).
 
     Tensors of equal shape are copied; a label-embedding table of another size (a
     class-conditional prior grown from an unconditional one, or other classes) gets the
     source's default row in every row: its null class if it has one, else class 0, so every
-    new class starts as the prior it was grown from. Any other mismatch is a DiffsepError.
+    new class starts as the prior it was grown from. Blocks ``source`` lacks (a level made
+    deeper) start as the identity: their adaLN modulations are zero (adaLN-Zero, all gates
+    closed), so the grown net computes what ``source`` does. Any other mismatch, or a level
+    made shallower, is a DiffsepError.
     """
     old = source.net.state_dict()
     new = prior.net.state_dict()
     default = source.config.net.num_classes if source.config.null_label else 0
+    old_blocks = {_block(key) for key in old}
+    grown: set[str] = set()
     for key, value in new.items():
         have = old.get(key)
+        block = _block(key)
         if have is not None and have.shape == value.shape:
             value.copy_(have)
         elif have is not None and key.endswith("embedding_table.weight"):
             value.copy_(have[default].expand_as(value))
+        elif have is None and block is not None and block not in old_blocks:
+            grown.add(block)
         else:
             got = "missing" if have is None else f"shape {tuple(have.shape)}"
             raise DiffsepError(
                 f"--init: {source.config.name} does not match the architecture ({key}: {got},"
                 f" needs {tuple(value.shape)})"
             )
+    lost = sorted({_block(key) or key for key in old if key not in new})
+    if lost:
+        raise DiffsepError(
+            f"--init: {source.config.name} has blocks this architecture lacks ({lost[0]}):"
+            " levels can only grow deeper"
+        )
+    for block in grown:
+        for name, module in prior.net.get_submodule(block).named_modules():
+            if "adaLN_modulation" in name and isinstance(module, torch.nn.Linear):
+                torch.nn.init.zeros_(module.weight)
+                torch.nn.init.zeros_(module.bias)

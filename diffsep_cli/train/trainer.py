@@ -229,11 +229,14 @@ def train(
     callback: Callback | None = None,
     data_note: str = "",
     init: str | Path | None = None,
+    depths: tuple[int, int, int, int, int] | None = None,
 ) -> TrainResult:
     """Train (or resume) a prior on single-source audio under ``data``; returns the summary.
 
     ``init``: a prior folder to start from (its architecture and weights replace ``cfg``'s;
-    with ``labels_from_folders`` its label table grows to the folders' classes)."""
+    with ``labels_from_folders`` its label table grows to the folders' classes).
+    ``depths``: blocks per level of a new run's net; with ``init``, levels deeper than its
+    grow from its weights, the new blocks starting as the identity (see ``warm_start``)."""
     # setup: this rank's device, the run's config, its data share
     out = Path(out_dir)
     device = str(rank_device(torch.device(device)))
@@ -241,6 +244,10 @@ def train(
     start = load_prior_dir(init) if init is not None and not resume else None
     if start is not None:
         cfg = replace(start.config, name=cfg.name)
+    if depths is not None:
+        if resume:
+            raise DiffsepError("--depths sets a new run's net: a resumed run keeps its own")
+        cfg = replace(cfg, net=replace(cfg.net, depths=depths))
     cfg = _run_config(cfg, out, resume)
     clips = load_clips(
         data, cfg.sample_rate, labels_from_folders=labels_from_folders, shard=(rank, world)
@@ -275,6 +282,8 @@ def train(
     info: dict[str, Any] = {"world": world, "device": device, "loss": math.nan, "valid": None}
     info["data_note"] = data_note
     info["init"] = str(init) if start is not None else ""
+    if start is not None and start.config.net.depths != cfg.net.depths:
+        info["init"] += f" (grown: depths {start.config.net.depths} -> {cfg.net.depths})"
     hours = clips.seconds * world / cfg.sample_rate / 3600
     losses: list[float] = []
     tick = time.perf_counter()
