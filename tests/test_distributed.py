@@ -48,3 +48,26 @@ def test_two_cpu_ranks_share_a_folder(models: Path, tmp_path: Path) -> None:
             a = sf.read(tmp_path / "one" / f"clip{i}" / f"{name}.wav")[0]
             b = sf.read(tmp_path / "two" / f"clip{i}" / f"{name}.wav")[0]
             np.testing.assert_allclose(a, b, atol=2e-4)  # PCM_16: within a step or so
+
+
+END_RANK = """
+import sys
+import torch.distributed as dist
+from diffsep_cli.core.devices import end_process
+
+end_process(5)  # no process group: returns
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+print("written before the end", end="")
+end_process(int(sys.argv[1]))
+print("never reached")
+sys.exit(0)
+"""
+
+
+def test_a_rank_ends_with_its_status_after_flushing_and_tearing_down() -> None:
+    for code in (0, 3):
+        proc = subprocess.run(
+            [sys.executable, "-c", END_RANK, str(code)], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == code, proc.stderr
+        assert proc.stdout == "written before the end"

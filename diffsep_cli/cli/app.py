@@ -51,9 +51,16 @@ def root(
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point; a torchrun rank ends through :func:`end_process`."""
+    from ..core.devices import end_process
+
     try:
         app()
     except KeyboardInterrupt:  # raised outside a command body
         err.print("error: interrupted")
+        end_process(EXIT_INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        code = exc.code
+        end_process(code if isinstance(code, int) else 0 if code is None else 1)
+        raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -83,6 +84,25 @@ def _close_group() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_process(code: int) -> None:
+    """End a torchrun rank with exit status ``code`` once its command is done; returns at once
+    when no process group was started. All ranks meet at a barrier (on success: a failed rank
+    is stopped by torchrun instead), tear the group down together, flush their output, and
+    leave by ``os._exit``: gloo's threads outliving the interpreter's finalisation abort a
+    rank ("terminate called without an active exception", SIGABRT) even after an
+    ``atexit`` teardown, and skipping finalisation removes that path. Files are closed by now."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    if code == 0:
+        dist.barrier()
+    dist.destroy_process_group()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def gather_to_first(obj: T, world: int) -> list[T]:
