@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from diffsep_cli.config import NetConfig, PriorConfig
@@ -13,7 +15,8 @@ from diffsep_cli.core.prior import Prior
 from diffsep_cli.hub.card import model_card
 from diffsep_cli.hub.folder import save_prior
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 
 TINY_NET = NetConfig(
@@ -92,4 +95,19 @@ def labelled_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     save_prior(tiny_prior(0), root / "speech")
     save_prior(tiny_prior(1, num_classes=2, labels=("Bark", "Gong"), null_label=True), root / "sfx")
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two class folders of short clips: the real example clips, cut, plus tones."""
+    root = tmp_path_factory.mktemp("corpus")
+    for name in ("speech", "sfx"):
+        x, sr = sf.read(ROOT / "examples" / f"{name}.flac", dtype="float32")
+        (root / name).mkdir()
+        for i in range(3):
+            sf.write(root / name / f"{name}{i}.wav", x[i * sr // 2 : i * sr // 2 + sr], sr)
+    t = np.arange(22050) / 22050
+    sf.write(root / "sfx" / "tone.flac", 0.3 * np.sin(2 * np.pi * 330 * t), 22050)
+    (root / "sfx" / "notes.txt").write_text("not audio, ignored")
     return root

@@ -21,30 +21,12 @@ from safetensors.torch import load_file
 
 from diffsep_cli.config import PEAK_LIMIT, PRESETS, TrainConfig
 from diffsep_cli.core.devices import rank_device
-from diffsep_cli.core.prior import Prior
-from diffsep_cli.errors import DiffsepError
 from diffsep_cli.hub.folder import load_prior_dir
 from diffsep_cli.io.audio import rms_db
-from diffsep_cli.train.checkpoint import warm_start
 from diffsep_cli.train.data import CropSampler, load_clips
 from diffsep_cli.train.trainer import lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two class folders of short clips: the real example clips, cut, plus tones."""
-    root = tmp_path_factory.mktemp("corpus")
-    for name in ("speech", "sfx"):
-        x, sr = sf.read(ROOT / "examples" / f"{name}.flac", dtype="float32")
-        (root / name).mkdir()
-        for i in range(3):
-            sf.write(root / name / f"{name}{i}.wav", x[i * sr // 2 : i * sr // 2 + sr], sr)
-    t = np.arange(22050) / 22050
-    sf.write(root / "sfx" / "tone.flac", 0.3 * np.sin(2 * np.pi * 330 * t), 22050)
-    (root / "sfx" / "notes.txt").write_text("not audio, ignored")
-    return root
 
 
 def test_crops_are_level_calibrated(corpus: Path) -> None:
@@ -97,78 +79,6 @@ def test_min_snr_weighting_reaches_the_loss(corpus: Path, tmp_path: Path) -> Non
     assert runs[5].loss < runs[0].loss  # same crops, steps and noise; weights <= 1
     wa, wb = (load_file(str(tmp_path / str(g) / "train" / "online.safetensors")) for g in (0, 5))
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
-
-
-def test_init_grows_an_unconditional_prior_into_a_class_conditional_one(
-    corpus: Path, tmp_path: Path
-) -> None:
-    tc = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
-    train(PRESETS["tiny"], tc, [corpus / "sfx"], tmp_path / "plain")
-    plain = load_prior_dir(tmp_path / "plain")
-    # lr 0: the weights stay where the warm start put them
-    grown = tmp_path / "grown"
-    train(
-        PRESETS["lite"],
-        replace(tc, lr=0.0),
-        [corpus],
-        grown,
-        labels_from_folders=True,
-        init=tmp_path / "plain",
-    )
-    prior = load_prior_dir(grown)
-    assert prior.config.net == replace(plain.config.net, num_classes=2)  # not lite's
-    assert prior.labels == ("sfx", "speech") and prior.config.null_label
-    x = torch.randn(1, prior.config.segment, generator=torch.Generator().manual_seed(0))
-    want = plain.eps(x, 50)
-    for label in (0, 1, 2):  # every class, and the null class, start as the plain prior
-        torch.testing.assert_close(prior.eps(x, 50, torch.tensor([label])), want)
-    assert "initialised from" in (grown / "README.md").read_text()
-    # and an architecture that does not fit is one clear error
-    with pytest.raises(DiffsepError, match="does not match the architecture"):
-        warm_start(Prior(PRESETS["lite"]), plain)
-
-
-def test_init_with_depths_grows_deeper_levels_that_start_as_identity(
-    corpus: Path, tmp_path: Path
-) -> None:
-    tc = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
-    train(PRESETS["tiny"], tc, [corpus / "speech"], tmp_path / "plain")
-    plain = load_prior_dir(tmp_path / "plain")
-    deeper = (1, 2, 3, 1, 1)  # tiny is (0, 1, 1, 1, 0): every kind of level grows
-    train(
-        PRESETS["lite"],
-        replace(tc, lr=0.0),
-        [corpus / "speech"],
-        tmp_path / "deep",
-        init=tmp_path / "plain",
-        depths=deeper,
-    )
-    prior = load_prior_dir(tmp_path / "deep")
-    assert prior.config.net == replace(plain.config.net, depths=deeper)
-    x = torch.randn(2, prior.config.segment, generator=torch.Generator().manual_seed(0))
-    for t in (3, 120):  # the grown net computes what the plain one does
-        torch.testing.assert_close(prior.eps(x, t), plain.eps(x, t))
-    assert (
-        "grown: depths (0, 1, 1, 1, 0) -> (1, 2, 3, 1, 1)"
-        in (tmp_path / "deep" / "README.md").read_text()
-    )
-    # training moves the new blocks off the identity: their gates get gradients
-    train(
-        PRESETS["lite"],
-        tc,
-        [corpus / "speech"],
-        tmp_path / "deep2",
-        init=tmp_path / "plain",
-        depths=deeper,
-    )
-    moved = load_prior_dir(tmp_path / "deep2").net.latent[2].freatt.adaLN_modulation[1].weight
-    assert moved.abs().sum() > 0
-    # a shallower net cannot take its weights
-    with pytest.raises(DiffsepError, match="levels can only grow deeper"):
-        warm_start(
-            Prior(replace(plain.config, net=replace(plain.config.net, depths=(0, 1, 0, 1, 0)))),
-            plain,
-        )
 
 
 def test_lr_schedule_warms_up_holds_then_cools_down() -> None:
@@ -348,15 +258,3 @@ def test_bundle_prior_card_tells_the_recipe(corpus: Path, tmp_path: Path) -> Non
     assert "| steps | 2 |" in card and "--balance 0.5" in card
     assert "--augment speech, on the fly: speed / pitch x[1/1.15, 1.15]" in card
     assert "synthetic rooms" in card and "data/LICENCES.md" in card
-
-
-@pytest.mark.parametrize("depths", ["0,0,4", "0,0,-1,0,0", "a,b,c,d,e"])
-def test_bad_depths_are_one_line_errors_and_write_nothing(
-    corpus: Path, tmp_path: Path, depths: str
-) -> None:
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "diffsep_cli", "train", str(corpus), "-o", str(out)]
-    proc = subprocess.run([*cmd, "--depths", depths], capture_output=True, text=True)
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and "--depths" in proc.stderr
-    assert not out.exists()
