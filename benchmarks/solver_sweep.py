@@ -118,7 +118,11 @@ def plot(doc: dict[str, Any], path: Path, metric: str = "si_sdri") -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path)
-    ap.add_argument("-s", "--sources", required=True, help="priors, e.g. models/speech,models/sfx")
+    ap.add_argument(
+        "-s",
+        "--sources",
+        help="priors, e.g. models/speech,models/sfx (default: each mixture's sources.json)",
+    )
     ap.add_argument(
         "--config",
         action="append",
@@ -131,10 +135,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
-    doc["folder"], doc["sources"] = str(args.folder), args.sources
+    doc["folder"], doc["sources"] = str(args.folder), args.sources or "sources.json"
     cache: dict[str, Any] = {}
     load = lambda n: cache.setdefault(n, load_prior(n, torch.device("cpu")))  # noqa: E731
-    opts = BenchOptions(sources=args.sources.split(","), baselines=[], limit=args.limit)
+    sources = args.sources.split(",") if args.sources else None
+    opts = BenchOptions(sources=sources, baselines=[], limit=args.limit)
     for name in args.config:
         if name in doc["runs"]:
             continue

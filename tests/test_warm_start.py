@@ -42,7 +42,18 @@ def test_init_grows_an_unconditional_prior_into_a_class_conditional_one(
     want = plain.eps(x, 50)
     for label in (0, 1, 2):  # every class, and the null class, start as the plain prior
         torch.testing.assert_close(prior.eps(x, 50, torch.tensor([label])), want)
-    assert "initialised from" in (grown / "README.md").read_text()
+    started = f"| initialised from | {tmp_path / 'plain'} |"
+    assert started in (grown / "README.md").read_text()
+    # a resumed run's card still says where the run started
+    train(
+        PRESETS["lite"],
+        replace(tc, steps=2),
+        [corpus],
+        grown,
+        labels_from_folders=True,
+        resume=True,
+    )
+    assert started in (grown / "README.md").read_text()
     # and an architecture that does not fit is one clear error
     with pytest.raises(DiffsepError, match="does not match the architecture"):
         warm_start(Prior(PRESETS["lite"]), plain)

@@ -125,6 +125,7 @@ class _State:
     opt: torch.optim.Optimizer
     step: int
     elapsed: float  # seconds trained before this process (resume)
+    init: str = ""  # the prior the run started from (kept across resumes for the card)
 
 
 def _run_config(cfg: PriorConfig, out: Path, resume: bool) -> PriorConfig:
@@ -160,20 +161,20 @@ def _models(
     opt = torch.optim.AdamW(
         online.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=fused or None
     )
-    step, elapsed = 0, 0.0
+    step, elapsed, started = 0, 0.0, ""
     if resume:
         online.net.load_state_dict(load_file(str(out / "train" / "online.safetensors")))
         ema.net.load_state_dict(load_file(str(out / WEIGHTS_NAME)))
         state = torch.load(out / "train" / "state.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
-        step, elapsed = state["step"], state["seconds"]
+        step, elapsed, started = state["step"], state["seconds"], state.get("init", "")
     model: torch.nn.Module = online
     if world > 1:  # levels of depth 0 leave their embedders unused
         unused = 0 in cfg.net.depths
         model = torch.nn.parallel.DistributedDataParallel(online, find_unused_parameters=unused)
     if compile:  # weights stay in ``online``; only the loss call is compiled
         model = torch.compile(model)  # type: ignore[assignment]
-    return _State(online, ema, model, opt, step, elapsed)
+    return _State(online, ema, model, opt, step, elapsed, started)
 
 
 def _optimise(
@@ -281,7 +282,7 @@ def train(
         (out / "train" / "train_config.json").write_text(json.dumps(asdict(tc), indent=2))
     info: dict[str, Any] = {"world": world, "device": device, "loss": math.nan, "valid": None}
     info["data_note"] = data_note
-    info["init"] = str(init) if start is not None else ""
+    info["init"] = str(init) if start is not None else st.init
     if start is not None and start.config.net.depths != cfg.net.depths:
         info["init"] += f" (grown: depths {start.config.net.depths} -> {cfg.net.depths})"
     hours = clips.seconds * world / cfg.sample_rate / 3600
@@ -293,7 +294,7 @@ def train(
         if world > 1:
             _check_sync(st.online, out, rank)
         if rank == 0:
-            state = {"step": st.step, "seconds": info["seconds"]}
+            state = {"step": st.step, "seconds": info["seconds"], "init": info["init"]}
             card = run_card(cfg, tc, info, f"{hours:.2f} h of audio")
             save_run(out, st.online, st.ema, st.opt, state, card)
 
