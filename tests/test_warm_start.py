@@ -18,13 +18,19 @@ from diffsep_cli.hub.folder import load_prior_dir
 from diffsep_cli.train.checkpoint import warm_start
 from diffsep_cli.train.trainer import train
 
+_TC = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
+
+
+def _plain(data: Path, out: Path) -> Prior:
+    """A tiny unconditional prior trained one step on ``data``, saved in ``out``."""
+    train(PRESETS["tiny"], _TC, [data], out)
+    return load_prior_dir(out)
+
 
 def test_init_grows_an_unconditional_prior_into_a_class_conditional_one(
     corpus: Path, tmp_path: Path
 ) -> None:
-    tc = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
-    train(PRESETS["tiny"], tc, [corpus / "sfx"], tmp_path / "plain")
-    plain = load_prior_dir(tmp_path / "plain")
+    tc, plain = _TC, _plain(corpus / "sfx", tmp_path / "plain")
     # lr 0: the weights stay where the warm start put them
     grown = tmp_path / "grown"
     train(
@@ -62,9 +68,7 @@ def test_init_grows_an_unconditional_prior_into_a_class_conditional_one(
 def test_init_with_depths_grows_deeper_levels_that_start_as_identity(
     corpus: Path, tmp_path: Path
 ) -> None:
-    tc = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
-    train(PRESETS["tiny"], tc, [corpus / "speech"], tmp_path / "plain")
-    plain = load_prior_dir(tmp_path / "plain")
+    tc, plain = _TC, _plain(corpus / "speech", tmp_path / "plain")
     deeper = (1, 2, 3, 1, 1)  # tiny is (0, 1, 1, 1, 0): every kind of level grows
     train(
         PRESETS["lite"],
