@@ -182,6 +182,7 @@ class SeparateConfig:
     # which steps of T are kept (SPACINGS): snr at 25 steps matched linear at 50 (issue 17)
     spacing: str = "snr"
     precision: str = "fp32"  # PRECISIONS
+    samples: int = 1  # posterior draws averaged per segment (core.separation.posterior_mean)
 
     def __post_init__(self) -> None:
         self.guidance()
@@ -191,8 +192,8 @@ class SeparateConfig:
         check_choice("consistency", self.consistency, CONSISTENCY)
         if not 0 <= self.overlap <= 0.5:
             raise ValueError("overlap must be a fraction in [0, 0.5]")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch size must be at least 1")
+        if self.steps < 1 or self.batch_size < 1 or self.samples < 1:
+            raise ValueError("steps, batch size and samples must be at least 1")
 
     def guidance(self) -> GuidanceConfig:
         """The solver and its knobs (the official constants for the rest)."""

@@ -103,6 +103,8 @@ def test_default_names_format_and_subtype(models: Path, tmp_path: Path) -> None:
         "flac",
         "--filename",
         "{source}-{track}.{ext}",
+        "--samples",  # two draws of one prior: aligned, then averaged
+        "2",
     )
     assert (tmp_path / "speech_1-mix.flac").exists() and (tmp_path / "speech_2-mix.flac").exists()
     assert sf.info(tmp_path / "speech_1-mix.flac").format == "FLAC"
@@ -214,6 +216,7 @@ def test_overwrite_and_skip_existing(models: Path, tmp_path: Path) -> None:
         (["MIX", "-s", "speech,sfx", "--solver", "magic"], "unknown solver"),
         (["MIX", "-s", "speech,sfx", "--consistency", "wiener"], "unknown consistency"),
         (["MIX", "-s", "speech,sfx", "--steps", "0"], "at least 1"),
+        (["MIX", "-s", "speech,sfx", "--samples", "0"], "at least 1"),
         (["MIX", "-s", "speech,sfx", "--precision", "fp16"], "unknown precision"),
         (["MIX", "-s", "speech,sfx", "-o", "/proc/diffsep"], "/proc/diffsep"),
         (["MIX44K", "-s", "speech,sfx", "--format", "ogg", "--subtype", "OPUS"], "Opus only"),

@@ -29,6 +29,9 @@ Eta = Annotated[
 GuidedSteps = Annotated[
     int, typer.Option(help="dirac / projection: run the last N steps hybrid-guided.")
 ]
+Samples = Annotated[
+    int, typer.Option(help="Posterior draws averaged per segment (N times the cost; 1: one).")
+]
 Spacing = Annotated[
     str, typer.Option(help="Steps kept of the T: linear (even in t) or snr (even in log-SNR).")
 ]

@@ -26,6 +26,7 @@ from .options import (
     Overwrite,
     Precision,
     Quiet,
+    Samples,
     Seed,
     Segment,
     Solver,
@@ -80,6 +81,7 @@ def separate_cmd(
     consistency: Consistency = "mask",
     eta: Eta = None,
     guided_steps: GuidedSteps = 0,
+    samples: Samples = 1,
     precision: Precision = "fp32",
     per_channel: Annotated[
         bool, typer.Option(help="Separate each channel instead of the mono downmix.")

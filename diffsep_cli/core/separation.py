@@ -11,6 +11,7 @@ from torch import Tensor
 from ..config import CONSISTENCY, FORWARD_ONLY, INITS, GuidanceConfig, check_choice
 from .devices import autocast
 from .diffusion import Schedule, q_sample, respace
+from .metrics import best_permutation
 from .parallel import side_by_side
 from .prior import Prior
 from .sampling import Callback, Denoise, RandnLike, sample_ddim, stacked_randn_like, zero_sum
@@ -122,6 +123,36 @@ def _generators(generator: GeneratorArg, batch: int) -> list[torch.Generator]:
     return list(generator)
 
 
+def _draw_generators(gens: list[torch.Generator], samples: int) -> list[torch.Generator]:
+    """``samples`` generators per mixture, item-major: the mixture's own first (draw 0 is the
+    one-sample result), then ones seeded from its seed (deterministic, independent)."""
+    out = []
+    for g in gens:
+        seed = g.initial_seed()
+        out.append(g)
+        for d in range(1, samples):
+            out.append(torch.Generator(g.device).manual_seed((seed * 1_000_003 + d) % 2**63))
+    return out
+
+
+def posterior_mean(draws: Tensor, groups: Sequence[Sequence[int]]) -> Tensor:
+    """Mean of posterior draws [B, N, K, L] -> [B, K, L]. Sources of one group (one prior and
+    class) may come out in any order in each draw: each draw is first permuted within the
+    groups to match draw 0 (largest summed correlation)."""
+    ref = draws[:, 0]
+    aligned = [ref]
+    for d in range(1, draws.shape[1]):
+        cur = draws[:, d]
+        perms = [
+            best_permutation(cur[b] @ ref[b].T, groups) if len(groups) < cur.shape[1] else None
+            for b in range(cur.shape[0])
+        ]
+        aligned.append(
+            torch.stack([c if p is None else c[p] for c, p in zip(cur, perms, strict=True)])
+        )
+    return torch.stack(aligned, dim=1).mean(dim=1)
+
+
 def separate_tensor(
     priors: Sequence[Prior],
     mix: Tensor,
@@ -136,6 +167,7 @@ def separate_tensor(
     guidance: GuidanceConfig | None = None,
     callback: Callback | None = None,
     precision: str = "fp32",
+    samples: int = 1,
 ) -> Tensor:
     """Separate mixtures [B, L] (or [L]) into sources [B, K, L], one per prior in ``priors``.
 
@@ -145,7 +177,9 @@ def separate_tensor(
     ``guidance`` holds the solver and its knobs (default: ``GuidanceConfig(solver=solver)``),
     ``generator`` is one ``torch.Generator`` per mixture, ``consistency`` makes the result
     sum to the mixture (see :func:`mixture_consistency`), ``precision`` is the networks'
-    arithmetic (see :func:`~.devices.autocast`; the sampler's own stays fp32).
+    arithmetic (see :func:`~.devices.autocast`; the sampler's own stays fp32); ``samples``
+    draws per mixture are averaged (:func:`posterior_mean`: an estimate of the posterior mean,
+    at ``samples`` times the cost; draw 0 is the one-sample result).
     """
     if not priors:
         raise ValueError("need at least one prior")
@@ -159,15 +193,22 @@ def separate_tensor(
         raise ValueError(f"{len(labels)} labels for {len(priors)} sources")
     guidance = GuidanceConfig(solver=solver) if guidance is None else guidance
     keys = [(id(p), lab) for p, lab in zip(priors, labels, strict=True)]
+    if samples < 1:
+        raise ValueError("samples must be at least 1")
     guidance = guidance.for_sources(shared_prior=len(set(keys)) < len(keys))
     if init == "auto":
         init = "split" if guidance.solver in FORWARD_ONLY else "noisy-mixture"
     schedule = respace(priors[0].schedule, steps or base.steps, spacing)
-    randn_like = stacked_randn_like(_generators(generator, mix.shape[0]))
-    x = init_state(mix, len(priors), init, priors[0].schedule, randn_like)
-    denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix, schedule, guidance)
+    batch, gens = mix.shape[0], _generators(generator, mix.shape[0])
+    mix_n = mix.repeat_interleave(samples, dim=0)  # [B * N, L], item-major
+    randn_like = stacked_randn_like(_draw_generators(gens, samples))
+    x = init_state(mix_n, len(priors), init, priors[0].schedule, randn_like)
+    denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix_n, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
     eta = float(guidance.eta or 0.0)
     with autocast(mix.device, precision):
         est = sample_ddim(denoise, x, schedule, eta=eta, randn_like=noise, callback=callback)
+    if samples > 1:
+        groups = [[k for k, key in enumerate(keys) if key == u] for u in dict.fromkeys(keys)]
+        est = posterior_mean(est.reshape(batch, samples, *est.shape[1:]), groups)
     return mixture_consistency(est, mix, consistency)

@@ -104,6 +104,7 @@ class _Separator:
                 generator=gens,
                 consistency=self.cfg.consistency,
                 precision=self.cfg.precision,
+                samples=self.cfg.samples,
                 callback=lambda i, *_: self.progress("step", self.cfg.steps - i, self.cfg.steps),
             )
             bad = sorted({index[live[j] // c] for j in (~est.isfinite()).nonzero()[:, 0].tolist()})
