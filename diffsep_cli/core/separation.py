@@ -139,16 +139,15 @@ def posterior_mean(draws: Tensor, groups: Sequence[Sequence[int]]) -> Tensor:
     """Mean of posterior draws [B, N, K, L] -> [B, K, L]. Sources of one group (one prior and
     class) may come out in any order in each draw: each draw is first permuted within the
     groups to match draw 0 (largest summed correlation)."""
+    if len(groups) == draws.shape[2]:  # no two sources are interchangeable
+        return draws.mean(dim=1)
     ref = draws[:, 0]
     aligned = [ref]
-    for d in range(1, draws.shape[1]):
-        cur = draws[:, d]
-        perms = [
-            best_permutation(cur[b] @ ref[b].T, groups) if len(groups) < cur.shape[1] else None
-            for b in range(cur.shape[0])
-        ]
+    for cur in draws[:, 1:].unbind(dim=1):  # [B, K, L] each
         aligned.append(
-            torch.stack([c if p is None else c[p] for c, p in zip(cur, perms, strict=True)])
+            torch.stack(
+                [c[best_permutation(c @ r.T, groups)] for c, r in zip(cur, ref, strict=True)]
+            )
         )
     return torch.stack(aligned, dim=1).mean(dim=1)
 
