@@ -7,6 +7,7 @@ Each case runs in a fresh process so its peak memory is its own:
     python benchmarks/bench_core.py --case paper:4:forward:bf16   # precision: fp32 (default),
                                                                    # bf16, auto (autocast)
     OMP_NUM_THREADS=1 python benchmarks/bench_core.py --case lite:4:guided --repeat 3
+    python benchmarks/bench_core.py --malloc system    # glibc's default policy, not the CLI's
 Reference (official code, same machine kind, torch 2.13 CPU, 2 threads; method.md): paper
 config at 4 s forward 41-56 s, forward+backward 64-129 s, peak 14.3 GB; hidden 8 at 4 s,
 forward+backward 12.8 s.
@@ -26,6 +27,7 @@ import torch
 
 from diffsep_cli.config import LITE_NET, SMALL_NET, NetConfig, PriorConfig
 from diffsep_cli.core.devices import autocast, native_bf16
+from diffsep_cli.core.host import reuse_freed_memory
 from diffsep_cli.core.prior import Prior
 
 CONFIGS = {
@@ -52,7 +54,7 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def matmul_peak(device: str, n: int = 2048, repeat: int = 3, bf16: bool = False) -> float:
+def matmul_peak(device: str, n: int = 2048, repeat: int = 6, bf16: bool = False) -> float:
     """Achieved GFLOP/s of an n x n matmul here (fp32, or bf16): the practical ceiling of the
     cases."""
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -93,8 +95,6 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
     prior = Prior(PriorConfig(net=CONFIGS[name])).to(device).eval().requires_grad_(False)
     prior.net.grad_checkpointing = mode.endswith("-ckpt")
     x = 0.05 * torch.randn(1, int(float(seconds) * 16000), device=device)
-    with FlopCounterMode(display=False) as counter:
-        step()
     times = []
     for _ in range(repeat + 1):  # first run warms up
         if device.startswith("cuda"):
@@ -104,13 +104,16 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+    peak_rss_gb = round(_peak_rss_gb(), 2)  # before counting: the counter holds more memory
+    with FlopCounterMode(display=False) as counter:
+        step()
     row: dict[str, object] = {
         "case": case,
         "device": device,
         "threads": torch.get_num_threads(),
         "best_s": min(times[1:]),
         "median_s": sorted(times[1:])[len(times[1:]) // 2],
-        "peak_rss_gb": round(_peak_rss_gb(), 2),
+        "peak_rss_gb": peak_rss_gb,
         "gflop": counter.get_total_flops() / 1e9,
     }
     row["gflops"] = row["gflop"] / min(times[1:])
@@ -125,13 +128,22 @@ def main() -> None:
     ap.add_argument("--case", action="append", help="config:seconds:mode[:precision] (repeatable)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--malloc",
+        choices=("reuse", "system"),
+        default="reuse",
+        help="reuse: freed blocks kept for reuse, as every diffsep command runs (default); "
+        "system: glibc's default (large blocks mmap'd and returned)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     cases = args.case or DEFAULT_CASES
     if args.child:
+        if args.malloc == "reuse":
+            reuse_freed_memory()
         print(json.dumps(run_case(cases[0], args.repeat, args.device)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc {args.malloc}")
     print(
         f"{'case':24} {'best s':>8} {'median s':>9} {'peak RSS GB':>12} {'GFLOP':>8} "
         f"{'GFLOP/s':>8} {'of matmul':>9}"
@@ -147,6 +159,8 @@ def main() -> None:
             str(args.repeat),
             "--device",
             args.device,
+            "--malloc",
+            args.malloc,
         ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:

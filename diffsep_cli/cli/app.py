@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from ..core.host import reuse_freed_memory
 from ..errors import EXIT_INTERRUPTED
 from . import bench, hub, separate, train
 from .console import err, out
@@ -48,6 +49,7 @@ def root(
     ] = False,
 ) -> None:
     """Separate a mixture into sources with one diffusion prior per source class."""
+    reuse_freed_memory()  # every command runs networks: large CPU tensors come and go
 
 
 def main() -> None:

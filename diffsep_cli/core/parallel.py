@@ -5,16 +5,13 @@ step is per-operator overhead), but well as two one-thread calls at once: two li
 batch of four 2 s segments take 0.38 s side by side against 0.45 s one after the other with two
 threads each (2 idle cores, torch 2.13). Torch operators release the GIL, so plain threads do.
 
-glibc gives every new thread its own malloc arena, which keeps what the worker freed: memory
-then grew with the input's length (+100 MB from 1 to 10 minutes of audio). Before the first
-workers start, new threads are made to share the existing arena (``M_ARENA_MAX``); no speed
-was lost (RTF 1.33-1.49 against 1.38-1.49, alternating runs).
+Before the first workers start, new threads are made to share glibc's existing malloc arena
+(:func:`.host.share_malloc_arenas`): with an arena per worker, memory grew with the input's
+length; no speed was lost (RTF 1.33-1.49 against 1.38-1.49, alternating runs).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,25 +20,15 @@ from typing import TypeVar
 
 import torch
 
+from .host import share_malloc_arenas
+
 T = TypeVar("T")
 AUTOCAST = ("cpu", "cuda")  # autocast states carried into the worker threads
 
 
-_M_ARENA_MAX = -8  # glibc mallopt parameter
-
-
-def _share_malloc_arenas() -> None:
-    """Make threads created from now on share glibc's arenas (no-op without glibc)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass
-
-
 @functools.lru_cache(maxsize=4)
 def _pool(workers: int) -> ThreadPoolExecutor:
-    _share_malloc_arenas()
+    share_malloc_arenas()
     return ThreadPoolExecutor(workers, thread_name_prefix="diffsep-side-by-side")
 
 
