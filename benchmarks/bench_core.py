@@ -8,9 +8,10 @@ Each case runs in a fresh process so its peak memory is its own:
                                                                    # bf16, auto (autocast)
     OMP_NUM_THREADS=1 python benchmarks/bench_core.py --case lite:4:guided --repeat 3
     python benchmarks/bench_core.py --malloc system    # glibc's default policy, not the CLI's
-Reference (official code, same machine kind, torch 2.13 CPU, 2 threads; method.md): paper
-config at 4 s forward 41-56 s, forward+backward 64-129 s, peak 14.3 GB; hidden 8 at 4 s,
-forward+backward 12.8 s.
+Reference (official code, torch 2.13 CPU, 2 threads, glibc's default malloc): on one idle
+2-core machine (issue 17) the paper config at 4 s took 6.1 s forward and 18.4 s forward +
+backward at a 14.1 GB peak; on an earlier, slower one (method.md) 41-56 s and 64-129 s, 14.3 GB;
+hidden 8 at 4 s, forward+backward 12.8 s.
 """
 
 from __future__ import annotations
