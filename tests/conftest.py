@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from diffsep_cli.hub.folder import save_prior
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
+
+# Tests interrupt CLI subprocesses with SIGINT (Ctrl-C). A shell starts background jobs with
+# SIGINT ignored, and an ignored signal stays ignored across exec: handle it here, so children
+# start with the default disposition (Python's KeyboardInterrupt) however pytest was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TINY_NET = NetConfig(
     hidden=8,
