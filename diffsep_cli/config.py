@@ -247,11 +247,12 @@ class TrainConfig:
     valid_items: int = 32
     augment: str = "none"  # AUGMENTS
     balance: float = 0.0  # 0: clips drawn by length; 1: every group folder equally often
+    class_balance: float = 0.0  # the same between classes (--labels-from-folders)
 
     def __post_init__(self) -> None:
         check_choice("augment", self.augment, tuple(AUGMENTS))
-        if not 0 <= self.balance <= 1:
-            raise ValueError("balance must be in [0, 1]")
+        if not (0 <= self.balance <= 1 and 0 <= self.class_balance <= 1):
+            raise ValueError("balance and class_balance must be in [0, 1]")
         if not 0 <= self.cooldown <= self.steps:
             raise ValueError(f"cooldown must be between 0 and steps ({self.steps})")
 

@@ -75,6 +75,25 @@ def test_balance_shares_draws_between_group_folders(groups: Path) -> None:
     assert share[1.0] == pytest.approx(0.5)
 
 
+def test_class_balance_shares_draws_between_classes(tmp_path: Path) -> None:
+    """Class a: 3 groups (6, 1, 1 clips); class b: 1 group of 2 clips. Groups balance inside
+    a class; classes then by their length totals ** (1 - class_balance)."""
+    for cls, group, n in (("a", "g1", 6), ("a", "g2", 1), ("a", "g3", 1), ("b", "g4", 2)):
+        (tmp_path / cls / group).mkdir(parents=True)
+        for i in range(n):
+            sf.write(tmp_path / cls / group / f"{i}.wav", _tone(300.0 + 10 * i), RATE)
+    clips = load_clips([tmp_path], RATE, labels_from_folders=True)
+    labels, groups = np.array(clips.labels), np.array(clips.groups)
+    for b, c, share_b in ((0.0, 0.0, 0.2), (1.0, 0.0, 0.25), (1.0, 1.0, 0.5), (0.0, 0.5, 1 / 3)):
+        w = clip_weights(clips, RATE, b, c)
+        assert w.sum() == pytest.approx(1.0)
+        assert w[labels == 1].sum() == pytest.approx(share_b)
+        in_a = w[labels == 0].sum()
+        # inside class a the groups keep the shares the group balance gave them
+        g2 = w[groups == "a/g2"].sum() / in_a
+        assert g2 == pytest.approx(1 / 8 if b == 0 else 1 / 3)
+
+
 def test_augmented_crops_are_level_calibrated_and_deterministic(groups: Path) -> None:
     clips = load_clips([groups], RATE)
 
@@ -97,6 +116,6 @@ def test_augmented_crops_are_level_calibrated_and_deterministic(groups: Path) ->
 
 
 def test_train_config_checks_augment_and_balance() -> None:
-    for bad in (dict(augment="chorus"), dict(balance=1.5)):
+    for bad in (dict(augment="chorus"), dict(balance=1.5), dict(class_balance=-0.1)):
         with pytest.raises(ValueError):
             TrainConfig(**bad)  # type: ignore[arg-type]

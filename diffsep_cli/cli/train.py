@@ -59,6 +59,9 @@ def train_cmd(
     balance: Annotated[
         float, typer.Option(help="Draw group folders by length (0) .. equally often (1).")
     ] = 0.0,
+    class_balance: Annotated[
+        float, typer.Option(help="The same between classes (--labels-from-folders).")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,

@@ -39,7 +39,8 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
         "EMA decay": tc.ema_decay,
         "initialised from": info.get("init") or f"random (seed {tc.seed})",
         "augmentation": tc.augment + (f" ({AUGMENTS[tc.augment]})" if tc.augment != "none" else ""),
-        "sampling": f"group folders balanced {tc.balance:g} (0: by length, 1: equal)",
+        "sampling": f"group folders balanced {tc.balance:g}, classes {tc.class_balance:g} "
+        "(0: by length, 1: equal)",
         "wall time": f"{info['seconds'] / 3600:.2f} h on {info['device']}",
         "train loss (last interval)": f"{info['loss']:.4f}",
         "valid loss (EMA)": "-" if info["valid"] is None else f"{info['valid']:.4f}",

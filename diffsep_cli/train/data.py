@@ -79,16 +79,29 @@ def load_clips(
     return Clips(audio, labels, names, groups)
 
 
-def clip_weights(clips: Clips, segment: int, balance: float = 0.0) -> np.ndarray:
-    """Probability of drawing each clip: by its length (long clips count half beyond one
+def _rebalance(
+    w: np.ndarray, length: np.ndarray, keys: Sequence[object], balance: float
+) -> np.ndarray:
+    """Reweight the draw weights ``w`` [N] so each key's share goes as its ``length`` total **
+    (1 - ``balance``), keeping the proportions within a key."""
+    if balance == 0 or len(set(keys)) < 2:
+        return w
+    _, index = np.unique(np.asarray(keys), return_inverse=True)
+    share, total = np.bincount(index, weights=w), np.bincount(index, weights=length)
+    return w * (total ** (1 - balance) / share)[index]
+
+
+def clip_weights(
+    clips: Clips, segment: int, balance: float = 0.0, class_balance: float = 0.0
+) -> np.ndarray:
+    """Probability of drawing each clip [N]: by its length (long clips count half beyond one
     segment), then the groups reweighted so a group's share goes as its total ** (1 -
-    ``balance``): 0 keeps shares by length, 1 draws every group equally often."""
+    ``balance``): 0 keeps shares by length, 1 draws every group equally often; then the
+    classes likewise by ``class_balance`` (1: every class equally often, whatever its groups)."""
     lengths = np.array([len(a) for a in clips.audio], dtype=np.float64)
-    w = np.minimum(lengths, segment) + np.maximum(lengths - segment, 0) * 0.5
-    if balance > 0 and clips.groups:
-        keys, index = np.unique(np.array(clips.groups), return_inverse=True)
-        totals = np.bincount(index, weights=w, minlength=len(keys))
-        w = w * totals[index] ** -balance
+    length = np.minimum(lengths, segment) + np.maximum(lengths - segment, 0) * 0.5
+    w = _rebalance(length, length, clips.groups, balance)
+    w = _rebalance(w, length, clips.labels, class_balance)
     return w / w.sum()
 
 
@@ -107,11 +120,12 @@ class CropSampler:
         min_active: float = 0.25,
         *,
         balance: float = 0.0,
+        class_balance: float = 0.0,
         augment: AugmentConfig | None = None,
         rate: int = 16000,
     ) -> None:
         self.clips, self.segment, self.level, self.min_active = clips, segment, level, min_active
-        self.weights = clip_weights(clips, segment, balance)
+        self.weights = clip_weights(clips, segment, balance, class_balance)
         self.augment, self.rate = augment, rate
         self.rng = np.random.default_rng(seed)
 

@@ -268,6 +268,7 @@ def train(
         level,
         seed=stream,
         balance=tc.balance,
+        class_balance=tc.class_balance,
         augment=aug,
         rate=cfg.sample_rate,
     )
