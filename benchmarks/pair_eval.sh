@@ -22,7 +22,9 @@ config=${4:-dirac:25::split::snr}
 declare -A speech_dir=([dev]=../shared/devset/speech [split]=data/test/speech
     [mg]=runs/eval/mg_src/speech)
 declare -A sfx_dir=([dev]=../shared/devset/sfx [split]=data/test/sfx [mg]=runs/eval/mg_src/sfx)
-if [[ ! -d runs/eval/mg_src ]]; then  # hard links: make-mixtures skips symlinked folders
+sets=${SETS:-dev split mg}
+if [[ " $sets " == *" mg "* && ! -d runs/eval/mg_src ]]; then  # hard links, not symlinks
+    # (make-mixtures skips symlinked folders)
     mkdir -p runs/eval/mg_src/speech
     cp -rl data/test/speech/megaglest-* runs/eval/mg_src/speech/
     python3 - <<'PY'  # sound classes: MegaGlest's factions (two sounds come from two of them)
@@ -34,7 +36,7 @@ for f in sorted(pathlib.Path("data/test/sfx/megaglest").iterdir()):
     os.link(f, dest / f.name)
 PY
 fi
-for set in ${SETS:-dev split mg}; do
+for set in $sets; do
     for task in ${TASKS:-speech_sfx}; do
         dirs=() priors=()
         for kind in ${task//_/ }; do

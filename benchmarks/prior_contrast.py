@@ -7,7 +7,9 @@ other class as well as its own cannot tell the sources of a mixture apart).
 
 Prints, per DDPM step t, the loss of prior P on class D and, per class D, the contrast:
 loss(the other priors on D) / loss(D's own prior on D) - 1 (0: no class knowledge; the
-higher, the better the priors tell D apart).
+higher, the better the priors tell D apart). A class named OWNER:NAME belongs to prior OWNER,
+e.g. ``--data sfx:instrument=FOLDER sfx:household=FOLDER``: the contrast per kind of sound
+(which sounds the other prior would claim in a mixture).
 Crops, levels, steps and noise are seeded, so runs are comparable across checkpoints.
 """
 
@@ -48,9 +50,13 @@ def contrast(
                 with torch.no_grad():
                     losses[p][d][t] = float(model(x0, steps, noise).mean())
     result: dict[str, object] = {"steps": STEPS, "loss": losses}
-    others = {d: [p for p in models if p != d] for d in data if d in models}
+    owner = {d: d.split(":", 1)[0] for d in data}
+    others = {d: [p for p in models if p != owner[d]] for d in data if owner[d] in models}
     result["contrast"] = {
-        d: {t: sum(losses[p][d][t] for p in ps) / len(ps) / losses[d][d][t] - 1 for t in STEPS}
+        d: {
+            t: sum(losses[p][d][t] for p in ps) / len(ps) / losses[owner[d]][d][t] - 1
+            for t in STEPS
+        }
         for d, ps in others.items()
         if ps
     }
