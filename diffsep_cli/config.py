@@ -248,11 +248,17 @@ class TrainConfig:
     augment: str = "none"  # AUGMENTS
     balance: float = 0.0  # 0: clips drawn by length; 1: every group folder equally often
     class_balance: float = 0.0  # the same between classes (--labels-from-folders)
+    # class-conditional: the loss under a wrong class should exceed the own class's by the
+    # factor 1 + class_margin (a hinge on the log ratio, weighted margin_weight; 0: off)
+    class_margin: float = 0.0
+    margin_weight: float = 0.02
 
     def __post_init__(self) -> None:
         check_choice("augment", self.augment, tuple(AUGMENTS))
         if not (0 <= self.balance <= 1 and 0 <= self.class_balance <= 1):
             raise ValueError("balance and class_balance must be in [0, 1]")
+        if self.class_margin < 0 or self.margin_weight < 0:
+            raise ValueError("class_margin and margin_weight must be >= 0")
         if not 0 <= self.cooldown <= self.steps:
             raise ValueError(f"cooldown must be between 0 and steps ({self.steps})")
 

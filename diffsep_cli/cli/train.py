@@ -62,6 +62,16 @@ def train_cmd(
     class_balance: Annotated[
         float, typer.Option(help="The same between classes (--labels-from-folders).")
     ] = 0.0,
+    class_margin: Annotated[
+        float,
+        typer.Option(
+            help="Class-conditional: ask the loss under a wrong class to exceed the own"
+            " class's by the factor 1 + M (0: off)."
+        ),
+    ] = 0.0,
+    margin_weight: Annotated[
+        float, typer.Option(help="Weight of the --class-margin hinge in the loss.")
+    ] = 0.02,
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,

@@ -35,6 +35,11 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
         + (f", lr cooled to 0 over the last {tc.cooldown} steps" if tc.cooldown else ""),
         "loss": "eps-MSE"
         + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
+        + (
+            f", class margin {tc.class_margin:g} (weight {tc.margin_weight:g})"
+            if tc.class_margin > 0
+            else ""
+        )
         + " (valid loss unweighted)",
         "EMA decay": tc.ema_decay,
         "initialised from": info.get("init") or f"random (seed {tc.seed})",

@@ -31,6 +31,7 @@ from ..errors import DiffsepError
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, load_prior_dir
 from .checkpoint import run_card, save_run, truncate_log, warm_start
 from .data import Clips, CropSampler, load_clips
+from .losses import class_margin_loss, wrong_labels
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -183,14 +184,26 @@ def _optimise(
     batch: tuple[Tensor, Tensor, Tensor, Tensor],
     weights: Tensor,
     device: str,
+    wrong: Tensor | None = None,
 ) -> float:
-    """One AdamW step on the Min-SNR-weighted loss of a batch (x0, t, noise, label); EMA."""
+    """One AdamW step on the Min-SNR-weighted loss of a batch (x0, t, noise, label); EMA.
+    ``wrong``: a wrong class per item (:func:`.losses.wrong_labels`): the same crops are also
+    scored under it, in one batch, for the class margin (``tc.class_margin``)."""
     x0, t, noise, lab = (v.to(device) for v in batch)
     for group in st.opt.param_groups:
         group["lr"] = tc.lr * lr_factor(st.step, tc)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else None
     with amp or nullcontext():
-        loss = (st.model(x0, t, noise, lab) * weights[t.cpu()].to(device)).mean()
+        if wrong is None:
+            loss = (st.model(x0, t, noise, lab) * weights[t.cpu()].to(device)).mean()
+        else:
+            wrong = wrong.to(device)
+            both = st.model(
+                x0.repeat(2, 1), t.repeat(2), noise.repeat(2, 1), torch.cat([lab, wrong])
+            )
+            own, other = both.float().chunk(2)
+            margin = class_margin_loss(own, other, tc.class_margin, wrong != lab)
+            loss = (own * weights[t.cpu()].to(device)).mean() + tc.margin_weight * margin
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(st.online.parameters(), tc.grad_clip)
@@ -257,6 +270,8 @@ def train(
         net = replace(cfg.net, num_classes=len(clips.names))
         cfg = replace(cfg, net=net, labels=clips.names, null_label=True)
     null = cfg.net.num_classes if cfg.null_label else None
+    if tc.class_margin > 0 and (null is None or cfg.net.num_classes < 2):
+        raise DiffsepError("--class-margin needs a class-conditional prior with 2 or more classes")
     st = _models(cfg, tc, out, resume, device, world, compile, start)
     # random streams are seeded by (seed, rank, step): deterministic, also across resumes
     stream = tc.seed * 1_000_003 + rank * 10_007 + st.step
@@ -302,9 +317,11 @@ def train(
     # loop: optimise; log (and validate) every log_every steps; checkpoint
     try:
         while st.step < tc.steps:
-            losses.append(
-                _optimise(st, tc, _noised_batch(sampler, gen, cfg, tc, null), weights, device)
-            )
+            batch = _noised_batch(sampler, gen, cfg, tc, null)
+            wrong = None
+            if tc.class_margin > 0 and null is not None:
+                wrong = wrong_labels(batch[3], cfg.net.num_classes, null, gen)
+            losses.append(_optimise(st, tc, batch, weights, device, wrong))
             last = st.step == tc.steps
             if st.step % tc.log_every == 0 or last:
                 info["loss"] = sum(losses) / len(losses)
