@@ -7,10 +7,10 @@ For every set (dev, split, mg) and task (speech_sfx, sfx_sfx, speech_speech) wit
 SI-SDRi ± 95 % CI and, for the others, the paired difference to the reference ± its CI over
 the mixtures both hold. Cells without a run are left empty.
 
-``--by-family`` splits every row by the classes of the mixtures' sound sources (from each
-mixture's meta.json; devset classes mapped to sound families by
-benchmarks/devset_families.json, other sets keep their class, e.g. a MegaGlest faction): which
-kinds of sound a pair fails on (with 36 mixtures a family holds a handful, so read its CI).
+``--by-family`` splits every row by the sound families of the mixtures' sound sources (from
+each mixture's meta.json: devset classes mapped by benchmarks/devset_families.json, the split's
+and MegaGlest's clips by their links in data/*/sfx-families): which kinds of sound a pair fails
+on (with 36 mixtures a family holds a handful, so read its CI).
 """
 
 from __future__ import annotations
@@ -35,14 +35,33 @@ def cell(values: list[float]) -> str:
     return f"{mean:+.2f} ± {half:.2f}" if len(values) > 1 else f"{mean:+.2f}"
 
 
+def _linked_families() -> dict[tuple[int, int], str]:
+    """(device, inode) of every clip under data/*/sfx-families/FAMILY/ -> FAMILY: the split's
+    and MegaGlest's mixture sources are hard links of those clips."""
+    out = {}
+    for clip in REPO.glob("data/*/sfx-families/*/*"):
+        st = clip.stat()
+        out[(st.st_dev, st.st_ino)] = clip.parent.name
+    return out
+
+
 def family_of(families: dict[str, str]) -> Callable[[str], str]:
     """Mixture key (FOLDER/MIXTURE, as compare_sweeps.rows gives) -> its sound sources'
-    families (or classes), sorted, joined by "+"; "speech" when it has none."""
+    families, sorted, joined by "+" ("speech" when it has none): by class name (the devset's,
+    through ``families``), else by the built data's family links, else the class itself."""
+    linked = _linked_families()
+
+    def one(source: dict[str, str]) -> str:
+        if source["class"] in families:
+            return families[source["class"]]
+        path = REPO / source["file"]
+        st = path.stat() if path.exists() else None
+        return linked.get((st.st_dev, st.st_ino), source["class"]) if st else source["class"]
 
     def key(mixture: str) -> str:
         meta = json.loads((REPO / mixture / "meta.json").read_text())
-        classes = [s["class"] for s in meta["sources"] if s["prior"] != "speech"]
-        return "+".join(sorted(families.get(c, c) for c in classes)) or "speech"
+        sounds = [one(s) for s in meta["sources"] if s["prior"] != "speech"]
+        return "+".join(sorted(sounds)) or "speech"
 
     return key
 

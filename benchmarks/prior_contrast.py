@@ -4,6 +4,8 @@ other class as well as its own cannot tell the sources of a mixture apart).
 
     python benchmarks/prior_contrast.py speech=models/speech sfx=models/sfx \
         --data speech=data/test/speech sfx=data/test/sfx [--crops 32] [--json]
+    python benchmarks/prior_contrast.py speech=runs/joint:speech sfx=runs/joint:sfx ...
+        (PRIOR:CLASS: one class of a class-conditional prior, as in --sources)
 
 Prints, per DDPM step t, the loss of prior P on class D and, per class D, the contrast:
 loss(the other priors on D) / loss(D's own prior on D) - 1 (0: no class knowledge; the
@@ -20,6 +22,8 @@ import json
 
 import torch
 
+from diffsep_cli.core.prior import Prior
+from diffsep_cli.core.sources import SourceSpec, resolve_sources
 from diffsep_cli.hub.folder import load_prior_dir
 from diffsep_cli.train.data import CropSampler, load_clips
 
@@ -30,10 +34,23 @@ def _pairs(items: list[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
 
 
+class _Scored:
+    """A prior with a fixed class: ``(x0, t, noise) -> per-item loss``."""
+
+    def __init__(self, spec: str) -> None:
+        src = resolve_sources([SourceSpec.parse(spec)], load_prior_dir)
+        self.prior: Prior = src.priors[0]
+        self.label = src.labels[0]
+        self.config = self.prior.config
+
+    def __call__(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.prior(x0, t, noise, self.label)
+
+
 def contrast(
     priors: dict[str, str], data: dict[str, str], crops: int, seed: int
 ) -> dict[str, object]:
-    models = {name: load_prior_dir(path) for name, path in priors.items()}
+    models = {name: _Scored(path) for name, path in priors.items()}
     first = next(iter(models.values())).config
     batches = {
         name: CropSampler(
@@ -65,7 +82,9 @@ def contrast(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("priors", nargs="+", help="NAME=PRIOR_DIR (NAME matches a --data class)")
+    ap.add_argument(
+        "priors", nargs="+", help="NAME=PRIOR_DIR[:CLASS] (NAME matches a --data class)"
+    )
     ap.add_argument("--data", nargs="+", required=True, help="CLASS=FOLDER of held-out audio")
     ap.add_argument("--crops", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
