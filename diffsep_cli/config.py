@@ -249,7 +249,8 @@ class TrainConfig:
     balance: float = 0.0  # 0: clips drawn by length; 1: every group folder equally often
     class_balance: float = 0.0  # the same between classes (--labels-from-folders)
     # class-conditional: the loss under a wrong class should exceed the own class's by the
-    # factor 1 + class_margin (a hinge on the log ratio, weighted margin_weight; 0: off)
+    # factor 1 + class_margin at low noise, less with the signal (train.losses.margin_at); a
+    # hinge on the log ratio, weighted margin_weight; 0: off
     class_margin: float = 0.0
     margin_weight: float = 0.02
 

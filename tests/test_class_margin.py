@@ -15,7 +15,7 @@ from diffsep_cli.config import PRESETS, TrainConfig
 from diffsep_cli.core.prior import Prior
 from diffsep_cli.errors import DiffsepError
 from diffsep_cli.train.data import CropSampler, load_clips
-from diffsep_cli.train.losses import class_margin_loss, wrong_labels
+from diffsep_cli.train.losses import class_margin_loss, margin_at, wrong_labels
 from diffsep_cli.train.trainer import _optimise, _State, train
 
 from .conftest import tiny_prior
@@ -43,6 +43,13 @@ def test_margin_hinge_is_zero_past_the_margin_and_pushes_the_classes_apart() -> 
     assert own.grad[1] > 0 and wrong.grad[1] < 0  # descent lowers own, raises wrong
     assert own.grad[0] == 0 and own.grad[2] == 0 and wrong.grad[2] == 0
     assert float(class_margin_loss(own, wrong, 0.2, torch.zeros(3, dtype=torch.bool))) == 0
+
+
+def test_the_margin_asked_shrinks_with_the_signal() -> None:
+    abar = tiny_prior().schedule.alphas_cumprod  # [200], falling with the step
+    m = margin_at(abar, 0.2)
+    assert math.isclose(float(m[20]), 0.2) and float(m[199]) < 0.01  # SNR 0.15 at step 199
+    assert bool((m[1:] <= m[:-1]).all())
 
 
 def _batch(corpus: Path, segment: int) -> tuple[torch.Tensor, ...]:

@@ -9,8 +9,6 @@ two losses, computed on the same noised crops.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -23,11 +21,20 @@ def wrong_labels(labels: Tensor, num_classes: int, null: int, gen: torch.Generat
     return torch.where(labels == null, labels, wrong)
 
 
-def class_margin_loss(own: Tensor, wrong: Tensor, margin: float, mask: Tensor) -> Tensor:
+def margin_at(abar: Tensor, margin: float, gamma: float = 5.0) -> Tensor:
+    """The margin asked of each item, ``margin`` * min(SNR_t, gamma) / gamma, SNR_t =
+    abar / (1 - abar): in full where the crop shows through the noise, shrinking with the
+    signal where no prior can tell classes apart (the bundled pair's own contrast falls from
+    ~0.14 at DDPM step 20 to ~0.02 at 199). abar: [B] -> [B]."""
+    return margin * (abar / (1 - abar) / gamma).clamp(max=1.0)
+
+
+def class_margin_loss(own: Tensor, wrong: Tensor, margin: float | Tensor, mask: Tensor) -> Tensor:
     """Mean over ``mask`` of relu(log(1 + margin) - log(wrong / own)): zero once the loss under
     a wrong class exceeds the loss under the item's own class by the factor 1 + margin.
-    own, wrong: per-item losses [B] of the same noised crops; mask: [B] bool."""
+    own, wrong: per-item losses [B] of the same noised crops; margin: a float or [B];
+    mask: [B] bool."""
     if not bool(mask.any()):
         return own.new_zeros(())
     gap = torch.log(wrong.clamp_min(1e-12)) - torch.log(own.clamp_min(1e-12))
-    return torch.relu(math.log1p(margin) - gap)[mask].mean()
+    return torch.relu(torch.log1p(torch.as_tensor(margin, dtype=gap.dtype)) - gap)[mask].mean()

@@ -31,7 +31,7 @@ from ..errors import DiffsepError
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, load_prior_dir
 from .checkpoint import run_card, save_run, truncate_log, warm_start
 from .data import Clips, CropSampler, load_clips
-from .losses import class_margin_loss, wrong_labels
+from .losses import class_margin_loss, margin_at, wrong_labels
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -202,7 +202,8 @@ def _optimise(
                 x0.repeat(2, 1), t.repeat(2), noise.repeat(2, 1), torch.cat([lab, wrong])
             )
             own, other = both.float().chunk(2)
-            margin = class_margin_loss(own, other, tc.class_margin, wrong != lab)
+            target = margin_at(st.online.schedule.alphas_cumprod[t.cpu()], tc.class_margin)
+            margin = class_margin_loss(own, other, target.to(device), wrong != lab)
             loss = (own * weights[t.cpu()].to(device)).mean() + tc.margin_weight * margin
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
