@@ -66,7 +66,7 @@ def train_cmd(
         float,
         typer.Option(
             help="Class-conditional: ask the loss under a wrong class to exceed the own"
-            " class's by the factor 1 + M (0: off)."
+            " class's by the factor 1 + M at low noise, less with the signal (0: off)."
         ),
     ] = 0.0,
     margin_weight: Annotated[
