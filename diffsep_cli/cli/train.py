@@ -72,6 +72,16 @@ def train_cmd(
     margin_weight: Annotated[
         float, typer.Option(help="Weight of the --class-margin hinge in the loss.")
     ] = 0.02,
+    rival: Annotated[
+        Path | None,
+        typer.Option(
+            help="A prior of another class: on its audio (--rival-data) this prior's loss"
+            " should exceed the rival's by the --class-margin factor."
+        ),
+    ] = None,
+    rival_data: Annotated[
+        list[Path] | None, typer.Option(help="Audio of the --rival prior's class.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of init, crops, steps and noise.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
@@ -90,6 +100,8 @@ def train_cmd(
         from ..train.trainer import train
 
         tc = replace(config_from(TrainConfig, locals()), valid_every=checkpoint_every)
+        if (rival is None) != (not rival_data):
+            raise DiffsepError("--rival and --rival-data go together")
         prior_cfg = resolve_config(config, name or out_dir.name)
         with training_display(err, steps, quiet, out_dir) as callback:
             result = train(
@@ -105,6 +117,7 @@ def train_cmd(
                 callback=callback,
                 init=init,
                 depths=parse_depths(depths) if depths else None,
+                rival=(rival, rival_data) if rival is not None and rival_data else None,
             )
         if not quiet:
             err.print(
@@ -140,7 +153,7 @@ def training_display(
     console: Console, steps: int, quiet: bool, out_dir: Path
 ) -> Iterator[Callable[[dict[str, Any]], None]]:
     """A progress bar fed by the trainer's log rows; SIGTERM and Ctrl-C checkpoint and say so."""
-    from ..train.trainer import TrainingInterrupted, sigterm_as_interrupt
+    from ..train.interrupt import TrainingInterrupted, sigterm_as_interrupt
 
     progress = Progress(
         TextColumn("[bold]train[/]"),

@@ -40,6 +40,7 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
             if tc.class_margin > 0
             else ""
         )
+        + (f" against the rival prior {info['rival']}" if info.get("rival") else "")
         + " (valid loss unweighted)",
         "EMA decay": tc.ema_decay,
         "initialised from": info.get("init") or f"random (seed {tc.seed})",

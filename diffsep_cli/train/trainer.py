@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,34 +29,11 @@ from ..errors import DiffsepError
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, load_prior_dir
 from .checkpoint import run_card, save_run, truncate_log, warm_start
 from .data import Clips, CropSampler, load_clips
+from .interrupt import TrainingInterrupted
 from .losses import class_margin_loss, margin_at, wrong_labels
+from .rival import load_rival
 
 Callback = Callable[[dict[str, Any]], None]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during training, after the checkpoint of ``step`` was written."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(step)
-        self.step = step
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (kill, job schedulers) like Ctrl-C, so that training ends in a checkpoint."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -185,26 +160,37 @@ def _optimise(
     weights: Tensor,
     device: str,
     wrong: Tensor | None = None,
+    rival: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> float:
     """One AdamW step on the Min-SNR-weighted loss of a batch (x0, t, noise, label); EMA.
     ``wrong``: a wrong class per item (:func:`.losses.wrong_labels`): the same crops are also
-    scored under it, in one batch, for the class margin (``tc.class_margin``)."""
+    scored under it for the class margin (``tc.class_margin``). ``rival``: crops of another
+    class and its prior's loss on them (:meth:`.rival.Rival.batch`) for the rival margin.
+    All of it runs as one batch."""
     x0, t, noise, lab = (v.to(device) for v in batch)
     for group in st.opt.param_groups:
         group["lr"] = tc.lr * lr_factor(st.step, tc)
+    parts = [(x0, t, noise, lab)]
+    if wrong is not None:
+        parts.append((x0, t, noise, wrong.to(device)))
+    if rival is not None:
+        rx, rt, rn = (v.to(device) for v in rival[:3])
+        parts.append((rx, rt, rn, torch.full_like(rt, st.online.config.default_label)))
+    abar = st.online.schedule.alphas_cumprod
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else None
     with amp or nullcontext():
-        if wrong is None:
-            loss = (st.model(x0, t, noise, lab) * weights[t.cpu()].to(device)).mean()
-        else:
-            wrong = wrong.to(device)
-            both = st.model(
-                x0.repeat(2, 1), t.repeat(2), noise.repeat(2, 1), torch.cat([lab, wrong])
-            )
-            own, other = both.float().chunk(2)
-            target = margin_at(st.online.schedule.alphas_cumprod[t.cpu()], tc.class_margin)
-            margin = class_margin_loss(own, other, target.to(device), wrong != lab)
-            loss = (own * weights[t.cpu()].to(device)).mean() + tc.margin_weight * margin
+        out = st.model(*(torch.cat(p) for p in zip(*parts, strict=True))).float()
+        own = out[: len(x0)]
+        loss = (own * weights[t.cpu()].to(device)).mean()
+        if wrong is not None:
+            target = margin_at(abar[t.cpu()], tc.class_margin).to(device)
+            other = out[len(x0) : 2 * len(x0)]
+            loss = loss + tc.margin_weight * class_margin_loss(own, other, target, wrong != lab)
+        if rival is not None:
+            target = margin_at(abar[rival[1]], tc.class_margin).to(device)
+            mine, everyone = out[-len(rx) :], torch.ones_like(rt, dtype=torch.bool)
+            margin = class_margin_loss(rival[3].to(device), mine, target, everyone)
+            loss = loss + tc.margin_weight * margin
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(st.online.parameters(), tc.grad_clip)
@@ -245,13 +231,15 @@ def train(
     data_note: str = "",
     init: str | Path | None = None,
     depths: tuple[int, int, int, int, int] | None = None,
+    rival: tuple[str | Path, Sequence[str | Path]] | None = None,
 ) -> TrainResult:
     """Train (or resume) a prior on single-source audio under ``data``; returns the summary.
 
     ``init``: a prior folder to start from (its architecture and weights replace ``cfg``'s;
     with ``labels_from_folders`` its label table grows to the folders' classes).
     ``depths``: blocks per level of a new run's net; with ``init``, levels deeper than its
-    grow from its weights, the new blocks starting as the identity (see ``warm_start``)."""
+    grow from its weights, the new blocks starting as the identity (see ``warm_start``).
+    ``rival``: (prior folder, audio of its class) for the rival margin (:mod:`.rival`)."""
     # setup: this rank's device, the run's config, its data share
     out = Path(out_dir)
     device = str(rank_device(torch.device(device)))
@@ -271,8 +259,13 @@ def train(
         net = replace(cfg.net, num_classes=len(clips.names))
         cfg = replace(cfg, net=net, labels=clips.names, null_label=True)
     null = cfg.net.num_classes if cfg.null_label else None
-    if tc.class_margin > 0 and (null is None or cfg.net.num_classes < 2):
-        raise DiffsepError("--class-margin needs a class-conditional prior with 2 or more classes")
+    by_class = tc.class_margin > 0 and null is not None and cfg.net.num_classes >= 2
+    if tc.class_margin > 0 and not by_class and rival is None:
+        raise DiffsepError(
+            "--class-margin needs a class-conditional prior with 2 or more classes, or --rival"
+        )
+    if rival is not None and tc.class_margin <= 0:
+        raise DiffsepError("--rival needs a --class-margin above 0")
     st = _models(cfg, tc, out, resume, device, world, compile, start)
     # random streams are seeded by (seed, rank, step): deterministic, also across resumes
     stream = tc.seed * 1_000_003 + rank * 10_007 + st.step
@@ -289,6 +282,9 @@ def train(
         rate=cfg.sample_rate,
     )
     gen = torch.Generator().manual_seed(stream)
+    sampler_args = {"level": level, "seed": stream + 1, "balance": tc.balance, "augment": aug}
+    sampler_args["rate"] = cfg.sample_rate
+    opponent = load_rival(*rival, cfg.segment, sampler_args) if rival else None
     valid_clips = load_clips(valid, cfg.sample_rate) if valid and rank == 0 else None
     valid_batch = _fixed_valid(valid_clips, cfg, tc, null)
     weights = min_snr_weights(st.online.schedule.alphas_cumprod, tc.min_snr)
@@ -300,6 +296,7 @@ def train(
     info: dict[str, Any] = {"world": world, "device": device, "loss": math.nan, "valid": None}
     info["data_note"] = data_note
     info["init"] = str(init) if start is not None else st.init
+    info["rival"] = str(rival[0]) if rival else ""
     if start is not None and start.config.net.depths != cfg.net.depths:
         info["init"] += f" (grown: depths {start.config.net.depths} -> {cfg.net.depths})"
     hours = clips.seconds * world / cfg.sample_rate / 3600
@@ -320,9 +317,11 @@ def train(
         while st.step < tc.steps:
             batch = _noised_batch(sampler, gen, cfg, tc, null)
             wrong = None
-            if tc.class_margin > 0 and null is not None:
+            if by_class and null is not None:
                 wrong = wrong_labels(batch[3], cfg.net.num_classes, null, gen)
-            losses.append(_optimise(st, tc, batch, weights, device, wrong))
+            n, steps = tc.batch, cfg.diffusion.steps
+            extra = opponent.batch(n, steps, gen, device) if opponent else None
+            losses.append(_optimise(st, tc, batch, weights, device, wrong, extra))
             last = st.step == tc.steps
             if st.step % tc.log_every == 0 or last:
                 info["loss"] = sum(losses) / len(losses)
