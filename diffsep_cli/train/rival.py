@@ -54,11 +54,11 @@ def load_rival(
     """The rival prior in ``prior_dir`` (frozen, eval) and ``segment``-long crops of ``data``;
     ``sampler``: the other arguments of :class:`.data.CropSampler` (level, seed, balance, ...)."""
     prior = load_prior_dir(prior_dir).eval().requires_grad_(False)
-    rate = sampler.get("rate", 16000)
+    rate = sampler["rate"]
     if prior.config.sample_rate != rate:
         raise DiffsepError(
             f"--rival {prior_dir} runs at {prior.config.sample_rate} Hz, the prior in training"
             f" at {rate} Hz"
         )
-    clips = load_clips(data, prior.config.sample_rate)
+    clips = load_clips(data, rate)
     return Rival(prior, CropSampler(clips, segment, **sampler), prior.config.default_label)

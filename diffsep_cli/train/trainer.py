@@ -271,20 +271,15 @@ def train(
     stream = tc.seed * 1_000_003 + rank * 10_007 + st.step
     aug = AUGMENTS[tc.augment] if tc.augment != "none" else None
     level = (tc.level_low, tc.level_high)
-    sampler = CropSampler(
-        clips,
-        cfg.segment,
-        level,
-        seed=stream,
-        balance=tc.balance,
-        class_balance=tc.class_balance,
-        augment=aug,
-        rate=cfg.sample_rate,
-    )
+    crops: dict[str, Any] = {
+        "level": level,
+        "balance": tc.balance,
+        "augment": aug,
+        "rate": cfg.sample_rate,
+    }
+    sampler = CropSampler(clips, cfg.segment, seed=stream, class_balance=tc.class_balance, **crops)
     gen = torch.Generator().manual_seed(stream)
-    sampler_args = {"level": level, "seed": stream + 1, "balance": tc.balance, "augment": aug}
-    sampler_args["rate"] = cfg.sample_rate
-    opponent = load_rival(*rival, cfg.segment, sampler_args) if rival else None
+    opponent = load_rival(*rival, cfg.segment, {**crops, "seed": stream + 1}) if rival else None
     valid_clips = load_clips(valid, cfg.sample_rate) if valid and rank == 0 else None
     valid_batch = _fixed_valid(valid_clips, cfg, tc, null)
     weights = min_snr_weights(st.online.schedule.alphas_cumprod, tc.min_snr)
@@ -319,8 +314,7 @@ def train(
             wrong = None
             if by_class and null is not None:
                 wrong = wrong_labels(batch[3], cfg.net.num_classes, null, gen)
-            n, steps = tc.batch, cfg.diffusion.steps
-            extra = opponent.batch(n, steps, gen, device) if opponent else None
+            extra = opponent.batch(tc.batch, cfg.diffusion.steps, gen, device) if opponent else None
             losses.append(_optimise(st, tc, batch, weights, device, wrong, extra))
             last = st.step == tc.steps
             if st.step % tc.log_every == 0 or last:
