@@ -11,7 +11,10 @@ Each case runs in a fresh process so its peak memory is its own:
 Reference (official code, torch 2.13 CPU, 2 threads, glibc's default malloc): on one idle
 2-core machine (issue 17) the paper config at 4 s took 6.1 s forward and 18.4 s forward +
 backward at a 14.1 GB peak; on an earlier, slower one (method.md) 41-56 s and 64-129 s, 14.3 GB;
-hidden 8 at 4 s, forward+backward 12.8 s.
+hidden 8 at 4 s, forward+backward 12.8 s. On an AMD EPYC 2-core machine (session 22, the
+official network run from a transcription that reproduces the official fixture exactly): forward
+9.84 s (6.90 s with this repo's malloc policy), guided 24.4-27.3 s at 13.8 GB (13.2 s, 14.1 GB);
+ours there 4.02 s, 9.69 s at 8.75 GB, guided-ckpt 12.9 s at 3.3 GB.
 """
 
 from __future__ import annotations

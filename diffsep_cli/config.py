@@ -183,6 +183,7 @@ class SeparateConfig:
     spacing: str = "snr"
     precision: str = "fp32"  # PRECISIONS
     samples: int = 1  # posterior draws averaged per segment (core.separation.posterior_mean)
+    low_memory: bool = False  # guided steps recompute activations in the backward (~1/3 memory)
 
     def __post_init__(self) -> None:
         self.guidance()

@@ -165,6 +165,7 @@ def test_seed_determinism_and_options(models: Path, tmp_path: Path) -> None:
             "none",
             "--precision",
             "bf16",
+            "--low-memory",
             "-d",
             "cpu",
         )

@@ -1,10 +1,13 @@
 import json
+from collections import Counter
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from diffsep_cli.config import NetConfig, PriorConfig
+from diffsep_cli.core.nets import UDiTBlock
 from diffsep_cli.core.prior import Prior
 
 from .conftest import FIXTURES, needs_shared, tiny_prior
@@ -62,13 +65,43 @@ def test_shared_conditioning_path_equals_per_item_path() -> None:
     assert not torch.allclose(prior.eps(x[3:], 40, 1), prior.eps(x[3:], 120, 1), atol=1e-4)
 
 
-def test_grad_checkpointing_same_gradient() -> None:
+class _CountOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.calls[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_grad_checkpointing_recomputes_all_but_attention_and_the_last_level() -> None:
+    """Same gradient; each block outside the last level runs again in the backward (its
+    GEMMs recomputed), but its attention is not: the attention outputs are kept."""
     prior = tiny_prior()
+    net = prior.net
+    runs: Counter[int] = Counter()
+    for block in net.modules():
+        if isinstance(block, UDiTBlock):
+            block.register_forward_pre_hook(lambda m, _: runs.update([id(m)]))
     x = (0.1 * torch.randn(2, 3000)).requires_grad_(True)
-    (g1,) = torch.autograd.grad(prior.eps(x, 50).square().sum(), x)
-    prior.net.grad_checkpointing = True
-    (g2,) = torch.autograd.grad(prior.eps(x, 50).square().sum(), x)
+
+    def step(ckpt: bool) -> tuple[torch.Tensor, Counter[str]]:
+        net.grad_checkpointing = ckpt
+        runs.clear()
+        with _CountOps() as ops:
+            (g,) = torch.autograd.grad(prior.eps(x, 50).square().sum(), x)
+        return g, ops.calls
+
+    g1, plain = step(False)
+    assert set(runs.values()) == {1}
+    g2, ckpt = step(True)
     assert torch.allclose(g1, g2, atol=1e-6)
+    last = {id(b) for b in net.decoder_level_1}
+    assert all(n == (1 if i in last else 2) for i, n in runs.items()) and len(runs) == 5
+    attention = "_scaled_dot_product_flash_attention_for_cpu"
+    assert plain[attention] > 0 and ckpt[attention] == plain[attention]
+    assert ckpt["addmm"] > plain["addmm"]
 
 
 def test_label_out_of_range() -> None:

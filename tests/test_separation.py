@@ -278,3 +278,30 @@ def test_auto_precision_follows_the_hardware(monkeypatch) -> None:
             assert torch.is_autocast_enabled("cpu") is native
     with devices.autocast(cpu, "fp32"):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_low_memory_recomputes_during_the_run_only_and_changes_nothing() -> None:
+    """``low_memory`` turns the networks' recompute on for the call (seen from the step
+    callback), gives the same separation, and leaves the priors as they were."""
+    a, b = tiny_prior(0), tiny_prior(1)
+    mix = 0.1 * torch.randn(1, 1200, generator=torch.Generator().manual_seed(3))
+    seen: list[bool] = []
+
+    def run(low_memory: bool) -> torch.Tensor:
+        return separate_tensor(
+            [a, b],
+            mix,
+            steps=3,
+            solver="hybrid",
+            generator=torch.Generator().manual_seed(0),
+            low_memory=low_memory,
+            callback=lambda *_: seen.append(a.net.grad_checkpointing and b.net.grad_checkpointing),
+        )
+
+    plain = run(False)
+    assert seen and not any(seen)
+    seen.clear()
+    low = run(True)
+    assert seen and all(seen)
+    assert torch.allclose(low, plain, atol=1e-5) and not torch.equal(plain, torch.zeros_like(plain))
+    assert not a.net.grad_checkpointing and not b.net.grad_checkpointing

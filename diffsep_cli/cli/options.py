@@ -49,6 +49,14 @@ Precision = Annotated[
         "fp32, bf16."
     ),
 ]
+LowMemory = Annotated[
+    bool,
+    typer.Option(
+        "--low-memory",
+        help="Guided solvers (hybrid, dps, dsg, --guided-steps): recompute the networks' "
+        "activations in the backward, about 1/3 of the memory at 1.3x the time.",
+    ),
+]
 
 
 def config_from(cls: type[T], options: dict[str, Any]) -> T:

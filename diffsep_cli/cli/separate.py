@@ -22,6 +22,7 @@ from .options import (
     Eta,
     GuidedSteps,
     Init,
+    LowMemory,
     Overlap,
     Overwrite,
     Precision,
@@ -83,6 +84,7 @@ def separate_cmd(
     guided_steps: GuidedSteps = 0,
     samples: Samples = 1,
     precision: Precision = "fp32",
+    low_memory: LowMemory = False,
     per_channel: Annotated[
         bool, typer.Option(help="Separate each channel instead of the mono downmix.")
     ] = False,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,19 @@ from .solvers import solver_denoiser
 from .spec import MASK_FFT, MASK_HOP, soft_masks, stft
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
+
+
+@contextmanager
+def _recomputing(priors: Sequence[Prior], on: bool) -> Iterator[None]:
+    """The priors' networks with ``grad_checkpointing`` set to ``on``, restored afterwards."""
+    before = [p.net.grad_checkpointing for p in priors]
+    try:
+        for p in priors:
+            p.net.grad_checkpointing = on
+        yield
+    finally:
+        for p, was in zip(priors, before, strict=True):
+            p.net.grad_checkpointing = was
 
 
 def joint_denoiser(
@@ -167,6 +181,7 @@ def separate_tensor(
     callback: Callback | None = None,
     precision: str = "fp32",
     samples: int = 1,
+    low_memory: bool = False,
 ) -> Tensor:
     """Separate mixtures [B, L] (or [L]) into sources [B, K, L], one per prior in ``priors``.
 
@@ -178,7 +193,8 @@ def separate_tensor(
     sum to the mixture (see :func:`mixture_consistency`), ``precision`` is the networks'
     arithmetic (see :func:`~.devices.autocast`; the sampler's own stays fp32); ``samples``
     draws per mixture are averaged (:func:`posterior_mean`: an estimate of the posterior mean,
-    at ``samples`` times the cost; draw 0 is the one-sample result).
+    at ``samples`` times the cost; draw 0 is the one-sample result); ``low_memory`` makes the
+    guided steps recompute the networks' activations in their backward (see ``TFUNet._level``).
     """
     if not priors:
         raise ValueError("need at least one prior")
@@ -205,7 +221,7 @@ def separate_tensor(
     denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix_n, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
     eta = float(guidance.eta or 0.0)
-    with autocast(mix.device, precision):
+    with autocast(mix.device, precision), _recomputing(priors, low_memory):
         est = sample_ddim(denoise, x, schedule, eta=eta, randn_like=noise, callback=callback)
     if samples > 1:
         groups = [[k for k, key in enumerate(keys) if key == u] for u in dict.fromkeys(keys)]

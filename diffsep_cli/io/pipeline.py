@@ -105,6 +105,7 @@ class _Separator:
                 consistency=self.cfg.consistency,
                 precision=self.cfg.precision,
                 samples=self.cfg.samples,
+                low_memory=self.cfg.low_memory,
                 callback=lambda i, *_: self.progress("step", self.cfg.steps - i, self.cfg.steps),
             )
             bad = sorted({index[live[j] // c] for j in (~est.isfinite()).nonzero()[:, 0].tolist()})
