@@ -14,7 +14,9 @@ backward at a 14.1 GB peak; on an earlier, slower one (method.md) 41-56 s and 64
 hidden 8 at 4 s, forward+backward 12.8 s. On an AMD EPYC 2-core machine (session 22, the
 official network run from a transcription that reproduces the official fixture exactly): forward
 9.84 s (6.90 s with this repo's malloc policy), guided 24.4-27.3 s at 13.8 GB (13.2 s, 14.1 GB);
-ours there 4.02 s, 9.69 s at 8.75 GB, guided-ckpt 12.9 s at 3.3 GB.
+ours there 4.02 s, 9.69 s at 8.75 GB, guided-ckpt 12.9 s at 3.3 GB; session 23 (the SwiGLU
+keeping two tensors, v not holding q and k): guided 10.3-11.1 s at 7.7 GB (8.8 before, same
+runs alternating), guided-ckpt 12.3-13.0 s at 3.3 GB; official guided 24.3 s at 13.7 GB again.
 """
 
 from __future__ import annotations
@@ -54,6 +56,26 @@ DEFAULT_CASES = [
 ]
 
 
+def _count_cpu_attention_flops() -> None:
+    """Teach torch's FLOP counter the CPU flash attention (forward and backward): it counts
+    the CUDA kernels only, so the attention FLOPs of a CPU run would go missing."""
+    from torch.utils import flop_counter as fc
+
+    aten = torch.ops.aten
+    forward = aten._scaled_dot_product_flash_attention_for_cpu
+    backward = aten._scaled_dot_product_flash_attention_for_cpu_backward
+    if forward.default in fc.flop_registry:
+        return
+
+    @fc.register_flop_formula(forward)
+    def _fwd(q: object, k: object, v: object, *args: object, **kwargs: object) -> int:
+        return int(fc.sdpa_flop_count(q, k, v))
+
+    @fc.register_flop_formula(backward)
+    def _bwd(go: object, q: object, k: object, v: object, *args: object, **kwargs: object) -> int:
+        return int(fc.sdpa_backward_flop_count(go, q, k, v))
+
+
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
@@ -86,7 +108,7 @@ def _step(prior: Prior, x: torch.Tensor, mode: str) -> None:
 
 def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
     """One case ``config:seconds:mode[:precision]`` in this process; returns timings, FLOPs
-    (counted by torch.utils.flop_counter), achieved GFLOP/s and peak memory."""
+    (torch.utils.flop_counter, the CPU attention included), achieved GFLOP/s and peak memory."""
     from torch.utils.flop_counter import FlopCounterMode
 
     name, seconds, mode, precision = [*case.split(":"), "fp32"][:4]
@@ -109,6 +131,7 @@ def run_case(case: str, repeat: int, device: str) -> dict[str, object]:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     peak_rss_gb = round(_peak_rss_gb(), 2)  # before counting: the counter holds more memory
+    _count_cpu_attention_flops()
     with FlopCounterMode(display=False) as counter:
         step()
     row: dict[str, object] = {

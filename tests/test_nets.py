@@ -124,7 +124,7 @@ def test_config_validation() -> None:
 def test_rope_rotates_adjacent_pairs() -> None:
     """Pair (2j, 2j+1) of the token at position p turns by p * 1e4^(-2j/D) (the official
     formula), in fp64 and half precision alike; dot products depend on offsets only."""
-    from diffsep_cli.core.nets import _rope
+    from diffsep_cli.core.layers import rope as _rope
 
     x = torch.randn(2, 3, 7, 8, dtype=torch.float64)  # [N, H, L, D], positions on axis -2
     pos = torch.arange(7, dtype=torch.float64)[:, None]
@@ -142,7 +142,7 @@ def test_rope_rotates_adjacent_pairs() -> None:
 def test_cpu_bf16_attention_runs_in_fp32_only_when_a_backward_follows() -> None:
     """Under CPU bf16 autocast the attention of a guided step (inputs that need gradients) runs
     in fp32, where the CPU's backward is fast; forward-only attention stays in bf16."""
-    from diffsep_cli.core.nets import _attend
+    from diffsep_cli.core.layers import attend as _attend
 
     q, k, v = torch.randn(3, 2, 2, 5, 4).unbind(0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -153,3 +153,47 @@ def test_cpu_bf16_attention_runs_in_fp32_only_when_a_backward_follows() -> None:
         out.sum().backward()
     assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
     assert qg.grad is not None and qg.grad.dtype == torch.float32
+
+
+def test_swiglu_gradient_is_exact() -> None:
+    """The SwiGLU autograd function (a * SiLU(b), keeping only a and b) has the true gradient."""
+    from diffsep_cli.core.layers import SwiGLU
+
+    a, b = (torch.randn(3, 5, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(SwiGLU.apply, (a, b))
+    assert torch.allclose(SwiGLU.apply(a, b), a * F.silu(b))
+
+
+def test_a_block_keeps_thirteen_activations_per_token_for_the_backward() -> None:
+    """What an adaLN attention block saves for a guided step's backward, per token, in units of
+    its width C: layer-norm inputs 3, SwiGLU halves 2 + 4, q and k 2, v 1, attention output 1
+    (18 before v stopped holding q and k and the SwiGLU stopped keeping SiLU(b)). Its gradient
+    builds q, k and v's gradient without zero-filled slices (no Select/Slice backward)."""
+    from diffsep_cli.core.nets import PathAtt
+
+    torch.manual_seed(0)
+    dim, heads, emb, a1, a2 = 64, 2, 8, 6, 10
+    block = PathAtt(dim, heads, emb).requires_grad_(False)
+    params = {p.untyped_storage().data_ptr() for p in block.parameters()}
+    x = torch.randn(1, a1, a2, dim, requires_grad=True)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = block(x, torch.randn(1, emb), axis=1)
+    units = sum(saved.values()) / (a1 * a2 * dim * 4)
+    assert 13 <= units < 13.5  # + per-token norm statistics and the attention's log-sum-exp
+    names, todo, seen = set(), [out.grad_fn], set()
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            names.add(type(fn).__name__)
+            todo.extend(f for f, _ in fn.next_functions)
+    assert "SplitWithSizesBackward0" in names and "UnbindBackward0" in names
+    assert not names & {"SelectBackward0", "SliceBackward0"}

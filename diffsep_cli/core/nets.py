@@ -21,67 +21,7 @@ from torch.utils.checkpoint import (
 )
 
 from ..config import NetConfig
-
-_EPS = 1e-6
-
-
-@functools.lru_cache(maxsize=64)
-def _unit_affine(dim: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Ones and zeros [dim] (built outside inference mode, usable in training alike)."""
-    with torch.inference_mode(False):
-        ones = torch.ones(dim, device=device, dtype=dtype)
-        return ones, torch.zeros_like(ones)
-
-
-def _ln(x: Tensor) -> Tensor:
-    """Layer norm over the last (channel) axis, no affine (run with a unit affine: the CPU
-    kernel's affine path is ~2x faster than its plain one)."""
-    return F.layer_norm(x, x.shape[-1:], *_unit_affine(x.shape[-1], x.device, x.dtype), _EPS)
-
-
-def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN: LN(x) * (1 + scale) + shift. x: [B, ..., C]; shift, scale broadcast to x with a
-    batch of B or 1. One fused layer norm when the conditioning is shared by the batch (batch 1:
-    every segment of a separation step has the same t and class)."""
-    if shift.shape[0] == 1:
-        dim = x.shape[-1]
-        return F.layer_norm(x, (dim,), (1 + scale).reshape(dim), shift.reshape(dim), _EPS)
-    return _ln(x) * (1 + scale) + shift
-
-
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """F.linear over the last axis of [..., C_in] as one 2-D GEMM (torch's N-D linear is slower
-    on CPU: it adds the bias in a second pass)."""
-    out = F.linear(x.reshape(-1, x.shape[-1]), weight, bias)
-    return out.view(*x.shape[:-1], weight.shape[0])
-
-
-def _glu_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """GLU of a linear layer: (x W1 + b1) * SiLU(x W2 + b2), W1 and W2 the halves of ``weight``
-    [2 C_out, C_in], computed as two GEMMs so both halves are contiguous."""
-    half = weight.shape[0] // 2
-    b1, b2 = (None, None) if bias is None else (bias[:half], bias[half:])
-    return _linear(x, weight[:half], b1) * F.silu(_linear(x, weight[half:], b2))
-
-
-@functools.lru_cache(maxsize=64)
-def _rotations(length: int, dim: int, device: torch.device) -> Tensor:
-    """e^(i pos freq) for RoPE: [L, D/2] complex64 (kept out of inference mode, so one table
-    serves inference and training alike)."""
-    with torch.inference_mode(False):
-        freqs = 1.0 / 1e4 ** (torch.arange(0, dim, 2, device=device).float() / dim)
-        angles = torch.outer(torch.arange(length, device=device).float(), freqs)
-        return torch.polar(torch.ones_like(angles), angles)
-
-
-def _rope(x: Tensor) -> Tensor:
-    """Rotary embedding on adjacent pairs of the last axis, positions along the one before.
-    x: [..., L, D] (D even) -> same shape; one complex multiply (half precisions in fp32)."""
-    length, dim = x.shape[-2], x.shape[-1]
-    rot = _rotations(length, dim, x.device)
-    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    pairs = torch.view_as_complex(work.unflatten(-1, (-1, 2)))
-    return torch.view_as_real(pairs * rot).flatten(-2).to(x.dtype)
+from .layers import attend, glu_linear, layer_norm, linear, modulate, rope
 
 
 class Pointwise(nn.Module):
@@ -93,11 +33,11 @@ class Pointwise(nn.Module):
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return _linear(x, self.weight.flatten(1), self.bias)
+        return linear(x, self.weight.flatten(1), self.bias)
 
     def glu(self, x: Tensor) -> Tensor:
         """GLU of this layer's output (first half * SiLU(second half)): [..., C_out / 2]."""
-        return _glu_linear(x, self.weight.flatten(1), self.bias)
+        return glu_linear(x, self.weight.flatten(1), self.bias)
 
 
 class GatedMlp(nn.Module):
@@ -110,17 +50,6 @@ class GatedMlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.fc1.glu(x))
-
-
-def _attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """``scaled_dot_product_attention`` of [N, H, L, D]. Under CPU bf16 autocast, when a
-    backward will follow, it runs in fp32: the CPU's bf16 attention backward is ~4x slower
-    than fp32's (measured at paper size), while its bf16 forward is faster."""
-    backward = q.requires_grad or k.requires_grad or v.requires_grad
-    if q.device.type != "cpu" or not torch.is_autocast_enabled("cpu") or not backward:
-        return F.scaled_dot_product_attention(q, k, v)
-    with torch.autocast("cpu", enabled=False):
-        return F.scaled_dot_product_attention(q.float(), k.float(), v.float())
 
 
 class Attention(nn.Module):
@@ -136,14 +65,19 @@ class Attention(nn.Module):
         """x: [..., C] -> [..., C], attending along ``axis`` (not the last); the other axes
         are batch. The projections run on x's own layout; only q, k, v are permuted."""
         axis, dim = axis % x.ndim, x.shape[-1]
-        qkv = _linear(x, self.to_qkv.weight, self.to_qkv.bias)
-        qkv = qkv.unflatten(-1, (3, self.heads, dim // self.heads)).movedim(axis, -2)
-        other = qkv.shape[:-4]  # [..., 3, H, L, D]
-        qk = _rope(qkv[..., :2, :, :, :]).flatten(0, -5)  # [N, 2, H, L, D]
-        v = qkv[..., 2, :, :, :].reshape(qk.shape[0], *qk.shape[2:])
-        out = _attend(qk[:, 0], qk[:, 1], v)  # [N, H, L, D]
+        qkv = linear(x, self.to_qkv.weight, self.to_qkv.bias)
+        qk, v = (  # split, not sliced: the backward then joins their gradients in one write
+            t.unflatten(-1, (-1, self.heads, dim // self.heads)).movedim(axis, -2)
+            for t in qkv.split((2 * dim, dim), dim=-1)
+        )
+        other = qk.shape[:-4]  # [..., 2, H, L, D]
+        q, k = rope(qk).flatten(0, -5).unbind(1)  # [N, H, L, D] each
+        v = v.reshape(q.shape)
+        if v.requires_grad:  # a v saved for the backward must not hold q and k as well
+            v = v.clone(memory_format=torch.contiguous_format)
+        out = attend(q, k, v)  # [N, H, L, D]
         out = out.unflatten(0, other).movedim(-2, axis)  # [..., H, D], L back at axis
-        return _linear(out.flatten(-2), self.to_out.weight, self.to_out.bias)
+        return linear(out.flatten(-2), self.to_out.weight, self.to_out.bias)
 
 
 def _modulation(emb: int, n: int) -> nn.Sequential:
@@ -164,9 +98,9 @@ class PathAtt(nn.Module):
         """x: [B, A1, A2, C]; attention runs along ``axis`` (1 or 2); c: [B, emb]."""
         mod = self.adaLN_modulation(c)[:, None, None, :]
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
-        h = _modulate(self.sup_conv.glu(_ln(x)), shift1, scale1)
+        h = modulate(self.sup_conv.glu(layer_norm(x)), shift1, scale1)
         x = torch.addcmul(x, gate1, self.attn(h, axis))
-        return torch.addcmul(x, gate2, self.mlp(_modulate(x, shift2, scale2)))
+        return torch.addcmul(x, gate2, self.mlp(modulate(x, shift2, scale2)))
 
 
 class FullTimeAtt(nn.Module):
@@ -189,15 +123,15 @@ class FullTimeAtt(nn.Module):
         r, nfs = self.fold, x.shape[1] // self.fold
         shift, scale, gate = self.adaLN_modulation_att(c)[:, None, :].chunk(3, dim=-1)
         # fold r adjacent bins into channels (channel = c*r + j), gated projection
-        h = _ln(x).reshape(b, nfs, r, nt, dim).permute(0, 1, 3, 4, 2).reshape(b, nfs, nt, -1)
+        h = layer_norm(x).reshape(b, nfs, r, nt, dim).permute(0, 1, 3, 4, 2).reshape(b, nfs, nt, -1)
         h = self.sup_conv.glu(h)  # [B, F/r, T, sup]
         h = h.permute(0, 2, 3, 1).reshape(b, nt, -1)  # one token per frame: [B, T, sup*F/r]
-        h = _ln(self.attn(_modulate(h, shift, scale), axis=1) * gate)
+        h = layer_norm(self.attn(modulate(h, shift, scale), axis=1) * gate)
         h = self.recov_conv(h.reshape(b, nt, self.sup, nfs).permute(0, 2, 3, 1))
         h = h.reshape(b, dim, r, nfs, nt).permute(0, 3, 2, 4, 1).reshape(b, nf, nt, dim)
         x = x + h
         shift, scale, gate = self.adaLN_modulation_mlp(c)[:, None, None, :].chunk(3, dim=-1)
-        return torch.addcmul(x, gate, self.mlp(_modulate(x, shift, scale)))
+        return torch.addcmul(x, gate, self.mlp(modulate(x, shift, scale)))
 
 
 class UDiTBlock(nn.Module):
@@ -254,7 +188,7 @@ class FinalLayer(nn.Module):
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """x: [B, F, T, C] -> [B, 2, F, T]."""
         shift, scale = self.adaLN_modulation(c)[:, None, None, :].chunk(2, dim=-1)
-        return self.out_proj(_modulate(x, shift, scale).permute(0, 3, 1, 2))
+        return self.out_proj(modulate(x, shift, scale).permute(0, 3, 1, 2))
 
 
 def _conv3(c_in: int, c_out: int, bias: bool) -> nn.Conv2d:
@@ -335,7 +269,7 @@ class TFUNet(nn.Module):
         """Runs a level's blocks. With ``grad_checkpointing`` (under grad) each block keeps only
         its attention outputs for the backward and recomputes the rest, except in the last
         level, whose recompute would come right after its forward (paper size, 4 s guided step:
-        3.3 GB for 8.75, at 1.33x the time; issue 17)."""
+        3.3 GB for 7.7, at ~1.2x the time; issue 17)."""
         recompute = self.grad_checkpointing and blocks is not self.decoder_level_1
         for block in blocks:
             if recompute and torch.is_grad_enabled():
