@@ -73,7 +73,7 @@ class Attention(nn.Module):
         other = qk.shape[:-4]  # [..., 2, H, L, D]
         q, k = rope(qk).flatten(0, -5).unbind(1)  # [N, H, L, D] each
         v = v.reshape(q.shape)
-        if v.requires_grad:  # a v saved for the backward must not hold q and k as well
+        if v.requires_grad and v._base is not None:  # a saved view of qkv would hold q, k
             v = v.clone(memory_format=torch.contiguous_format)
         out = attend(q, k, v)  # [N, H, L, D]
         out = out.unflatten(0, other).movedim(-2, axis)  # [..., H, D], L back at axis
