@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit-mib", type=float, default=62.0, help="of the 64 MiB that may travel")
     ap.add_argument("--valid-mib", type=float, default=0.5)
-    ap.add_argument("--minutes", type=float, default=3.5, help="per prior; one call: <= 10 min")
+    ap.add_argument("--minutes", type=float, default=3.0, help="per prior; one call: <= 10 min")
     ap.add_argument("--no-wheels", action="store_true", help="pack only")
     args = ap.parse_args()
     for kind in KINDS:

@@ -2,7 +2,7 @@
 # On a GPU machine lent by the `device` tool: train the speech and the sound prior from the
 # packs that scripts/device_prep.py made, and put what must come back under $OUT.
 #
-#   bash scripts/device_train.sh [MINUTES_PER_PRIOR] [PRESET]      (defaults: 3.5, base)
+#   bash scripts/device_train.sh [MINUTES_PER_PRIOR] [PRESET]      (defaults: 3, base)
 #
 # Installs the carried wheels (.whl/) into /tmp/site, then runs scripts/gpu_train.py for
 # speech (--augment speech) and sfx (no augmentation: the bundled sfx lineage separated worse
@@ -13,7 +13,7 @@
 # PACK (default pack), WORK (default /tmp/diffsep-runs), PYTHON (default python3) and
 # GPU_TRAIN_ARGS (extra options, e.g. for a CPU test: --device cpu --steps 1) may be set.
 set -euo pipefail
-minutes=${1:-3.5} preset=${2:-base}
+minutes=${1:-3} preset=${2:-base}
 out=${OUT:?set OUT to the folder whose files come back}
 here=$(cd "$(dirname "$0")/.." && pwd)
 pack=${PACK:-pack} work=${WORK:-/tmp/diffsep-runs} python=${PYTHON:-python3}
