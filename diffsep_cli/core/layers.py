@@ -55,7 +55,8 @@ def glu_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 class SwiGLU(torch.autograd.Function):
-    """a * SiLU(b) keeping only a and b for the backward (autograd's own keeps SiLU(b) too)."""
+    """a * SiLU(b), a and b [..., C] -> [..., C], keeping only a and b for the backward
+    (autograd's own keeps SiLU(b) too: a third tensor per gate; issue 17)."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, a: Tensor, b: Tensor) -> Tensor:
