@@ -55,8 +55,10 @@ def pack_budget(limit_mib: float, tree: int, wheels: int, valid_mib: float) -> f
 
 
 def fetch_wheels(dest: Path) -> int:
-    """Download the device's missing wheels (CPython 3.12, manylinux) at the local versions."""
-    dest.mkdir(exist_ok=True)
+    """Download the device's missing wheels (CPython 3.12, manylinux) at the local versions
+    into a fresh ``dest`` (two versions of one package would stop the install there)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
     pins = [f"{n}=={importlib.metadata.version(n)}" for n in WHEELS]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
     cmd += ["--python-version", "3.12", "--implementation", "cp", "-d", str(dest)]
@@ -78,7 +80,8 @@ def main() -> None:
             raise SystemExit(f"no data/train/{kind}: run scripts/build_data.py first")
     shutil.rmtree(ROOT / "pack", ignore_errors=True)
     wheels = 0 if args.no_wheels else fetch_wheels(ROOT / ".whl")
-    mib = pack_budget(args.limit_mib, travelling_bytes(), wheels, args.valid_mib)
+    tree = travelling_bytes()  # pack/ and .whl/ are ignored: they never count here
+    mib = pack_budget(args.limit_mib, tree, wheels, args.valid_mib)
     sizes = {}
     for kind in KINDS:
         jobs = (("train", kind, mib), ("valid", f"valid-{kind}", args.valid_mib))
@@ -86,7 +89,7 @@ def main() -> None:
             clips, used = pack(ROOT / "data" / split / kind, ROOT / "pack" / name, budget)
             sizes[name] = {"clips": clips, "mib": round(used, 1)}
     carried = sum(f.stat().st_size for f in (ROOT / "pack").rglob("*") if f.is_file())
-    total = (travelling_bytes() + wheels + carried) / MIB
+    total = (tree + wheels + carried) / MIB
     print(json.dumps({"packs": sizes, "wheels_mib": round(wheels / MIB, 1), "total_mib": total}))
     carry = ["pack"] + ([] if args.no_wheels else [".whl"])
     print(
