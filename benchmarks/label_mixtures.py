@@ -7,8 +7,10 @@ and ``benchmarks/solver_sweep.py`` (without ``-s``) run every mixture with its o
       --classes benchmarks/devset_families.json
 
 A source's class is the ``class`` make-mixtures recorded in meta.json (its file's folder: a
-speaker, a sound group or family), mapped through ``--classes`` (JSON {class: prior class}) when
-given. Audio files are hard links; the copy is refused if OUT exists.
+speaker, a sound group or family) mapped through ``--classes`` (JSON {class: prior class}) when
+it is there, else the family folder of data/*/sfx-families that links its file (the split's
+sounds, whose recorded class is their package), else the recorded class itself. Audio files are
+hard links; the copy is refused if OUT exists.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from pair_table import source_family
 
 
 def labelled_sources(
-    meta: dict, priors: dict[str, str], labels: dict[str, list[str]], classes: dict[str, str]
+    meta: dict,
+    priors: dict[str, str],
+    labels: dict[str, list[str]],
+    class_of: Callable[[dict[str, str]], str],
 ) -> dict[str, str]:
     """{reference file: PRIOR or PRIOR:CLASS} for one mixture's meta.json."""
     out = {}
@@ -31,7 +39,7 @@ def labelled_sources(
             raise SystemExit(f"no --prior for {kind!r} (mixture {meta['index']})")
         spec = priors[kind]
         if labels[kind]:
-            label = classes.get(src["class"], src["class"])
+            label = class_of(src)
             if label not in labels[kind]:
                 raise SystemExit(f"{src['file']}: class {label!r} is not one of {labels[kind]}")
             spec = f"{spec}:{label}"
@@ -50,12 +58,12 @@ def main() -> None:
     labels = {
         k: json.loads((Path(v) / "config.json").read_text())["labels"] for k, v in priors.items()
     }
-    classes = json.loads(args.classes.read_text()) if args.classes else {}
+    class_of = source_family(json.loads(args.classes.read_text()) if args.classes else {})
     if args.out.exists():
         sys.exit(f"{args.out} exists")
     for mix in sorted(d for d in args.folder.iterdir() if (d / "meta.json").is_file()):
         meta = json.loads((mix / "meta.json").read_text())
-        sources = labelled_sources(meta, priors, labels, classes)
+        sources = labelled_sources(meta, priors, labels, class_of)
         (dest := args.out / mix.name).mkdir(parents=True)
         for f in mix.iterdir():
             if f.name != "sources.json":

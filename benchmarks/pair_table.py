@@ -45,10 +45,10 @@ def _linked_families() -> dict[tuple[int, int], str]:
     return out
 
 
-def family_of(families: dict[str, str]) -> Callable[[str], str]:
-    """Mixture key (FOLDER/MIXTURE, as compare_sweeps.rows gives) -> its sound sources'
-    families, sorted, joined by "+" ("speech" when it has none): by class name (the devset's,
-    through ``families``), else by the built data's family links, else the class itself."""
+def source_family(families: dict[str, str]) -> Callable[[dict[str, str]], str]:
+    """A mixture source (an entry of meta.json's ``sources``) -> its sound family: by class
+    name (the devset's, through ``families``), else by the built data's family links, else the
+    class itself."""
     linked = _linked_families()
 
     def one(source: dict[str, str]) -> str:
@@ -57,6 +57,14 @@ def family_of(families: dict[str, str]) -> Callable[[str], str]:
         path = REPO / source["file"]
         st = path.stat() if path.exists() else None
         return linked.get((st.st_dev, st.st_ino), source["class"]) if st else source["class"]
+
+    return one
+
+
+def family_of(families: dict[str, str]) -> Callable[[str], str]:
+    """Mixture key (FOLDER/MIXTURE, as compare_sweeps.rows gives) -> its sound sources'
+    families (:func:`source_family`), sorted, joined by "+" ("speech" when it has none)."""
+    one = source_family(families)
 
     def key(mixture: str) -> str:
         meta = json.loads((REPO / mixture / "meta.json").read_text())
