@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 import torch
@@ -48,6 +49,25 @@ def test_side_by_side_raises_the_callers_error(two_threads) -> None:
 
     with pytest.raises(ValueError, match="boom"):
         side_by_side([lambda: 1, fail])
+    assert torch.get_num_threads() == 2
+
+
+def test_side_by_side_returns_from_an_error_only_once_the_round_ended(two_threads) -> None:
+    """An error (or Ctrl-C) while a round runs must not leave a worker running on behind the
+    caller's back: the caller then resets the thread count, cleans up or exits."""
+    done = threading.Event()
+
+    def fail() -> int:
+        raise KeyboardInterrupt
+
+    def slow() -> int:
+        time.sleep(0.5)
+        done.set()
+        return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        side_by_side([fail, slow])
+    assert done.is_set()
     assert torch.get_num_threads() == 2
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from typing import TypeVar
 
@@ -41,7 +41,7 @@ def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
     left over (fewer than a round) then run here one after another with all threads, and
     torch's thread count is restored. The calls must be independent and record no autograd
     graph (backward passes would run on one thread each). On one thread they all run here,
-    one after another.
+    one after another. An exception here (Ctrl-C) returns only once the round's calls ended.
     """
     threads = torch.get_num_threads()
     workers = min(len(calls), threads)
@@ -61,8 +61,10 @@ def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
                 stack.enter_context(torch.autocast(device, dtype=dtype, enabled=enabled))
             return call()
 
+    futures = [_pool(workers).submit(run, call) for call in calls[:rounds]]
     try:
-        results = list(_pool(workers).map(run, calls[:rounds]))
-    finally:
+        results = [future.result() for future in futures]
+    finally:  # also on Ctrl-C here: no worker may still run when the caller goes on or exits
+        wait(futures)
         torch.set_num_threads(threads)
     return results + [call() for call in calls[rounds:]]
