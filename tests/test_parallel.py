@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffsep_cli.core.diffusion import respace
-from diffsep_cli.core.parallel import side_by_side
+from diffsep_cli.core.parallel import release_workers, side_by_side
 from diffsep_cli.core.separation import joint_denoiser
 
 from .conftest import tiny_prior
@@ -69,6 +69,20 @@ def test_side_by_side_returns_from_an_error_only_once_the_round_ended(two_thread
         side_by_side([fail, slow])
     assert done.is_set()
     assert torch.get_num_threads() == 2
+
+
+def test_release_workers_ends_the_worker_threads(two_threads) -> None:
+    """Nothing of side_by_side is left for interpreter exit to join; work can start again."""
+
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("diffsep-side-by-side")]
+
+    assert side_by_side([lambda: 1, lambda: 2]) == [1, 2]
+    assert workers()
+    release_workers()
+    assert not workers()
+    assert side_by_side([lambda: 3, lambda: 4]) == [3, 4]
+    release_workers()
 
 
 def test_joint_denoiser_runs_sources_side_by_side(two_threads, monkeypatch) -> None:

@@ -55,9 +55,13 @@ def root(
 def main() -> None:
     """Console entry point; a torchrun rank ends through :func:`end_process`."""
     from ..core.devices import end_process
+    from ..core.parallel import release_workers
 
     try:
-        app()
+        try:
+            app()
+        finally:
+            release_workers()
     except KeyboardInterrupt:  # raised outside a command body
         err.print("error: interrupted")
         end_process(EXIT_INTERRUPTED)

@@ -12,7 +12,6 @@ length; no speed was lost (RTF 1.33-1.49 against 1.38-1.49, alternating runs).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -26,10 +25,22 @@ T = TypeVar("T")
 AUTOCAST = ("cpu", "cuda")  # autocast states carried into the worker threads
 
 
-@functools.lru_cache(maxsize=4)
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # by worker count, kept for the process's work
+
+
 def _pool(workers: int) -> ThreadPoolExecutor:
-    share_malloc_arenas()
-    return ThreadPoolExecutor(workers, thread_name_prefix="diffsep-side-by-side")
+    if workers not in _POOLS:
+        share_malloc_arenas()
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="diffsep-side-by-side")
+    return _POOLS[workers]
+
+
+def release_workers() -> None:
+    """End the worker threads (call when the work ends; the next side_by_side starts new
+    ones). Interpreter exit joins such threads: a CLI run interrupted by Ctrl-C once hung
+    there with a worker never released (issue 17's CI, session 24)."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=True, cancel_futures=True)
 
 
 def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
