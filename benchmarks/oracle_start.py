@@ -13,9 +13,10 @@ level, and prints SI-SDRi (mean ± 95 % CI, and paired against the cold start):
 
 ``--likelihood`` adds the priors' joint denoising loss (eps-MSE summed over sources and 8
 steps t, common random numbers; lower = more likely under the priors) of the true sources
-and of every start's result, and counts the mixtures where each beats the cold result: where
-truth scores lower, a better search would find it; where the cold result does, only better
-priors help. Runs one thread per process with OMP_NUM_THREADS=1 (two sets side by side).
+and of every start's result, and counts the mixtures where each beats the cold result. A
+search over that likelihood could only help where truth scores lower *and* the loss ranks the
+results by quality (for the bundled pair it does not: README, "Where it goes wrong").
+Run with OMP_NUM_THREADS=1 to measure two sets side by side.
 
     python benchmarks/oracle_start.py runs/eval/dev/speech_sfx --starts 18,15,r18 --likelihood
 """
