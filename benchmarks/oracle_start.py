@@ -26,26 +26,28 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor
 
-from diffsep_cli.core.diffusion import ddim_coefs, q_sample, respace
+from diffsep_cli.core.diffusion import Schedule, q_sample, respace
 from diffsep_cli.core.metrics import si_sdr, summarize
 from diffsep_cli.core.prior import Prior
-from diffsep_cli.core.sampling import RandnLike, zero_sum
+from diffsep_cli.core.sampling import RandnLike, sample_ddim, zero_sum
 from diffsep_cli.core.separation import init_state, joint_denoiser
 from diffsep_cli.core.solvers import dirac
 from diffsep_cli.hub.api import load_prior
+from diffsep_cli.io.audio import load_mono
 
 LOSS_STEPS = torch.linspace(0, 199, 8).round().long()
 
 
-def _read(path: Path) -> Tensor:
-    return torch.from_numpy(sf.read(str(path), dtype="float32", always_2d=True)[0].mean(axis=1))
+def _first(schedule: Schedule, steps: int) -> Schedule:
+    """The schedule's first ``steps`` sampling steps (sampling then starts at step steps - 1)."""
+    return Schedule(**{f.name: getattr(schedule, f.name)[:steps] for f in fields(Schedule)})
 
 
 def _randn(gen: torch.Generator) -> RandnLike:
@@ -69,16 +71,18 @@ def joint_loss(priors: list[Prior], sources: Tensor) -> float:
 def run_item(folder: Path, priors: list[Prior], starts: list[str], likelihood: bool) -> dict:
     """SI-SDRi of every start (and the losses) for one mixture folder."""
     k, seg = len(priors), priors[0].config.segment
-    mix = _read(folder / "mix.wav")
+    rate = priors[0].config.sample_rate
+    mix = torch.from_numpy(load_mono(folder / "mix.wav", rate))
     n = mix.shape[0] // seg
-    refs = torch.stack([_read(folder / f"s{j + 1}.wav")[: n * seg] for j in range(k)])
+    refs = torch.stack(
+        [torch.from_numpy(load_mono(folder / f"s{j + 1}.wav", rate))[: n * seg] for j in range(k)]
+    )
     mix = mix[: n * seg]
     segs, true = mix.reshape(n, seg), refs.reshape(k, n, seg).transpose(0, 1)  # [n, K, seg]
     level = float(np.mean([p.config.level_dbfs for p in priors]))
     rms = segs.square().mean(-1, keepdim=True).sqrt()
     gain = torch.where(rms > 1e-4, 10 ** ((level + 10 * math.log10(k)) / 20) / rms, 0.0)
     schedule = respace(priors[0].schedule, 25, "snr")
-    c_x0, c_xt, _ = ddim_coefs(schedule, 0.0)
     denoise = dirac(joint_denoiser(priors, [None] * k, schedule), segs * gain, schedule)
     base = si_sdr(mix.expand_as(refs), refs)
     out: dict = {"item": folder.name}
@@ -92,8 +96,7 @@ def run_item(folder: Path, priors: list[Prior], starts: list[str], likelihood: b
             top = int(start.lstrip("r"))
             x0 = cold if start.startswith("r") else true * gain[..., None]
             x = q_sample(x0, float(schedule.alphas_cumprod[top]), zero_sum(randn)(x0))
-        for i in range(top, -1, -1):
-            x = float(c_x0[i]) * denoise(x, i) + float(c_xt[i]) * x
+        x = sample_ddim(denoise, x, _first(schedule, top + 1), eta=0.0)
         if start == "cold":
             cold = x
         if likelihood:
