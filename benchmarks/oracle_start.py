@@ -2,8 +2,9 @@
 
 Runs the default forward-only solver (dirac, 25 snr-spaced steps, eta 0) on mixtures made by
 ``diffsep make-mixtures`` (mix.wav, s1.wav, s2.wav, ...; sources in the order of --priors)
-from three kinds of starting points, same noise, per 2 s segment calibrated to the priors'
-level, and prints SI-SDRi (mean ± 95 % CI, and paired against the cold start):
+from three kinds of starting points, same noise, per 2 s segment (no overlap) brought to the
+priors' level by its RMS alone (``separate`` also caps the gain and the peak, so its figures
+differ a little), and prints SI-SDRi (mean ± 95 % CI, and paired against the cold start):
 
 - ``cold``: the solver as it runs (y / K each, diffused to the last step, zero-sum noise);
 - ``S`` (an int): an *oracle* start, the true sources diffused to sampling step S of 25
