@@ -238,6 +238,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     min_snr: float = 5.0  # Min-SNR-gamma loss weight min(SNR, gamma)/SNR; 0: plain eps-MSE
+    # 0: the Min-SNR weights; 1: every noise level's expected weighted loss equal (running
+    # means per level, train.balance); between: geometric interpolation
+    step_balance: float = 0.0
     label_dropout: float = 0.1  # only for class-conditional priors
     level_low: float = -25.0  # crops are RMS-normalised to U[level_low, level_high] dBFS
     level_high: float = -20.0
@@ -259,6 +262,8 @@ class TrainConfig:
         check_choice("augment", self.augment, tuple(AUGMENTS))
         if not (0 <= self.balance <= 1 and 0 <= self.class_balance <= 1):
             raise ValueError("balance and class_balance must be in [0, 1]")
+        if not 0 <= self.step_balance <= 1:
+            raise ValueError("step_balance must be in [0, 1]")
         if self.class_margin < 0 or self.margin_weight < 0:
             raise ValueError("class_margin and margin_weight must be >= 0")
         if not 0 <= self.cooldown <= self.steps:

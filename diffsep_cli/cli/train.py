@@ -50,6 +50,13 @@ def train_cmd(
     min_snr: Annotated[
         float, typer.Option(help="Min-SNR-gamma loss weighting (0: plain eps-MSE).")
     ] = 5.0,
+    step_balance: Annotated[
+        float,
+        typer.Option(
+            help="Give every noise level an equal share of the loss (1), by running means of"
+            " its loss; 0: the Min-SNR weights as they are."
+        ),
+    ] = 0.0,
     cooldown: Annotated[
         int, typer.Option(help="Decay the lr to 0 over the last N of --steps (0: constant).")
     ] = 0,

@@ -35,6 +35,7 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
         + (f", lr cooled to 0 over the last {tc.cooldown} steps" if tc.cooldown else ""),
         "loss": "eps-MSE"
         + (f", Min-SNR-{tc.min_snr:g} weighted" if tc.min_snr > 0 else "")
+        + (f", noise levels balanced {tc.step_balance:g}" if tc.step_balance > 0 else "")
         + (
             f", class margin {tc.class_margin:g} (weight {tc.margin_weight:g})"
             if tc.class_margin > 0

@@ -27,6 +27,7 @@ from ..core.diffusion import min_snr_weights
 from ..core.prior import Prior
 from ..errors import DiffsepError
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, load_prior_dir
+from .balance import StepBalance
 from .checkpoint import run_card, save_run, truncate_log, warm_start
 from .data import Clips, CropSampler, load_clips
 from .interrupt import TrainingInterrupted
@@ -102,6 +103,7 @@ class _State:
     step: int
     elapsed: float  # seconds trained before this process (resume)
     init: str = ""  # the prior the run started from (kept across resumes for the card)
+    balance: StepBalance | None = None  # per-noise-level loss balance (tc.step_balance)
 
 
 def _run_config(cfg: PriorConfig, out: Path, resume: bool) -> PriorConfig:
@@ -138,19 +140,24 @@ def _models(
         online.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=fused or None
     )
     step, elapsed, started = 0, 0.0, ""
+    balance = None
+    if tc.step_balance > 0:
+        balance = StepBalance(cfg.diffusion.steps, tc.step_balance)
     if resume:
         online.net.load_state_dict(load_file(str(out / "train" / "online.safetensors")))
         ema.net.load_state_dict(load_file(str(out / WEIGHTS_NAME)))
         state = torch.load(out / "train" / "state.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
         step, elapsed, started = state["step"], state["seconds"], state.get("init", "")
+        if balance is not None and "step_balance" in state:
+            balance.load_state_dict(state["step_balance"])
     model: torch.nn.Module = online
     if world > 1:  # levels of depth 0 leave their embedders unused
         unused = 0 in cfg.net.depths
         model = torch.nn.parallel.DistributedDataParallel(online, find_unused_parameters=unused)
     if compile:  # weights stay in ``online``; only the loss call is compiled
         model = torch.compile(model)  # type: ignore[assignment]
-    return _State(online, ema, model, opt, step, elapsed, started)
+    return _State(online, ema, model, opt, step, elapsed, started, balance)
 
 
 def _optimise(
@@ -162,7 +169,8 @@ def _optimise(
     wrong: Tensor | None = None,
     rival: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> float:
-    """One AdamW step on the Min-SNR-weighted loss of a batch (x0, t, noise, label); EMA.
+    """One AdamW step on the weighted loss of a batch (x0, t, noise, label); EMA. ``weights``:
+    per-step weights [T] (Min-SNR), balanced by ``st.balance`` when the run balances steps.
     ``wrong``: a wrong class per item (:func:`.losses.wrong_labels`): the same crops are also
     scored under it for the class margin (``tc.class_margin``). ``rival``: crops of another
     class and its prior's loss on them (:meth:`.rival.Rival.batch`) for the rival margin.
@@ -181,6 +189,9 @@ def _optimise(
     with amp or nullcontext():
         out = st.model(*(torch.cat(p) for p in zip(*parts, strict=True))).float()
         own = out[: len(x0)]
+        if st.balance is not None:
+            weights = st.balance.weights(weights)
+            st.balance.observe(t, own)
         loss = (own * weights[t.cpu()].to(device)).mean()
         if wrong is not None:
             target = margin_at(abar[t.cpu()], tc.class_margin).to(device)
@@ -304,6 +315,8 @@ def train(
             _check_sync(st.online, out, rank)
         if rank == 0:
             state = {"step": st.step, "seconds": info["seconds"], "init": info["init"]}
+            if st.balance is not None:
+                state["step_balance"] = st.balance.state_dict()
             card = run_card(cfg, tc, info, f"{hours:.2f} h of audio")
             save_run(out, st.online, st.ema, st.opt, state, card)
 
