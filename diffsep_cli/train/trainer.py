@@ -140,9 +140,7 @@ def _models(
         online.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=fused or None
     )
     step, elapsed, started = 0, 0.0, ""
-    balance = None
-    if tc.step_balance > 0:
-        balance = StepBalance(cfg.diffusion.steps, tc.step_balance)
+    balance = StepBalance(cfg.diffusion.steps, tc.step_balance) if tc.step_balance else None
     if resume:
         online.net.load_state_dict(load_file(str(out / "train" / "online.safetensors")))
         ema.net.load_state_dict(load_file(str(out / WEIGHTS_NAME)))
