@@ -83,3 +83,4 @@ def test_device_train_brings_back_two_priors_in_eight_small_files(
     for kind in ("speech", "sfx"):
         assert load_prior_dir(out / kind).config.name == kind
         assert (out / kind / "log.jsonl").read_text().strip()
+        assert "noise levels balanced 1" in (out / kind / "README.md").read_text()
