@@ -2,7 +2,7 @@
 
 Runs ``diffsep bench``'s own library path (the real file pipeline, same mixtures, same seeds)
 for each configuration
-``SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT[:PRECISION[:SAMPLES]]]]]]]`` on each
+``SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT[:PRECISION[:SAMPLES[:CLASS_W]]]]]]]]`` on each
 evaluation folder, keeps every per-mixture row in a JSON file (resumable: configurations
 already there are skipped), then prints one table per folder: mean SI-SDRi with its 95 % CI,
 the paired difference to the reference configuration with its 95 % CI, RTF, and writes a
@@ -31,11 +31,12 @@ from diffsep_cli.hub.api import load_prior
 
 
 def parse_config(text: str) -> SeparateConfig:
-    """``dirac:50:0.5:split:3:snr:4:bf16:4`` -> SeparateConfig (eta, init, guided steps,
-    spacing, segment seconds, precision and posterior samples optional). An omitted spacing
-    is ``linear`` and an omitted precision ``fp32``, not the CLI's defaults, so that the names
-    of runs saved before they existed keep meaning what was run; an omitted segment is the
-    priors' training segment."""
+    """``dirac:50:0.5:split:3:snr:4:bf16:4:8`` -> SeparateConfig (eta, init, guided steps,
+    spacing, segment seconds, precision, posterior samples and class-guidance weight
+    optional). An omitted spacing is ``linear``, an omitted precision ``fp32`` and an omitted
+    class weight 0 (no class guidance), not the CLI's defaults, so that the names of runs
+    saved before they existed keep meaning what was run; an omitted segment is the priors'
+    training segment."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else None
@@ -45,6 +46,7 @@ def parse_config(text: str) -> SeparateConfig:
     segment = float(parts[6]) if len(parts) > 6 and parts[6] else None
     precision = parts[7] if len(parts) > 7 and parts[7] else "fp32"
     samples = int(parts[8]) if len(parts) > 8 and parts[8] else 1
+    class_weight = float(parts[9]) if len(parts) > 9 and parts[9] else 0.0
     return SeparateConfig(
         steps=steps,
         solver=solver,
@@ -55,6 +57,7 @@ def parse_config(text: str) -> SeparateConfig:
         segment=segment,
         precision=precision,
         samples=samples,
+        class_weight=class_weight,
     )
 
 
@@ -131,7 +134,7 @@ def main() -> None:
         "--config",
         action="append",
         required=True,
-        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT[:PRECISION[:SAMPLES]]]]]]]",
+        help="SOLVER:STEPS[:ETA[:INIT[:GUIDED[:SPACING[:SEGMENT[:PRECISION[:SAMPLES[:CLASS_W]]]]]]]]",
     )
     ap.add_argument("--reference", default="hybrid:50")
     ap.add_argument("--limit", type=int, default=12)

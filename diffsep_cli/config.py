@@ -101,6 +101,46 @@ class PriorConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """A noise-conditional source classifier (``core.classifier``): which of ``labels`` (the
+    names of the priors it tells apart) a noisy waveform x_t at DDPM step t holds. Its
+    gradient steers separation towards sources each prior's class owns (class guidance)."""
+
+    labels: tuple[str, ...] = ("speech", "sfx")
+    channels: tuple[int, ...] = (32, 64, 96, 128)  # 3x3 conv stages on the log-mel image
+    emb: int = 64  # timestep embedding width (FiLM of every stage)
+    n_fft: int = 512
+    hop: int = 256
+    mels: int = 64
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sample_rate: int = 16000
+    segment: int = 32000  # training crop length in samples
+
+    def __post_init__(self) -> None:
+        if len(set(self.labels)) < 2 or not self.channels:
+            raise ValueError("a classifier needs two or more distinct labels and one stage")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        rest: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        rest["diffusion"] = DiffusionConfig(**d.get("diffusion", {}))
+        return cls(**rest)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClassifierConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
 # Highest peak of a training crop and of a level-calibrated mixture segment: louder ones are
 # turned down to it rather than clipped (the Tweedie estimate is clamped to [-1, 1]).
 PEAK_LIMIT = 0.95
@@ -149,11 +189,12 @@ class GuidanceConfig:
     guided_steps: int = 0  # dirac / projection: the last N steps use the hybrid rule
     pinned: int | None = None  # dirac: the source pinned to y - sum(others); None: rotates
     rho: float = 0.0  # projection: rho_t = rho / sigma_t^2 (0: exact projection onto the sum)
+    class_weight: float = 8.0  # class guidance by a source classifier, where one is given
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
-        if not 0 <= (self.eta or 0) <= 1 or self.guided_steps < 0 or self.rho < 0:
-            raise ValueError("eta must be in [0, 1]; guided steps and rho at least 0")
+        if not 0 <= (self.eta or 0) <= 1 or min(self.guided_steps, self.rho, self.class_weight) < 0:
+            raise ValueError("eta must be in [0, 1]; guided steps, rho and class weight >= 0")
 
     def for_sources(self, shared_prior: bool) -> GuidanceConfig:
         """This config with ``eta`` decided (see the field) for sources of which two or more
@@ -184,6 +225,8 @@ class SeparateConfig:
     precision: str = "fp32"  # PRECISIONS
     samples: int = 1  # posterior draws averaged per segment (core.separation.posterior_mean)
     low_memory: bool = False  # guided steps recompute activations in the backward (~1/3 memory)
+    classifier: str = "auto"  # class guidance: auto (bundled, by the priors' names), none, a folder
+    class_weight: float = 8.0  # its strength (GuidanceConfig.class_weight; 0: off)
 
     def __post_init__(self) -> None:
         self.guidance()
@@ -198,7 +241,12 @@ class SeparateConfig:
 
     def guidance(self) -> GuidanceConfig:
         """The solver and its knobs (the official constants for the rest)."""
-        return GuidanceConfig(solver=self.solver, eta=self.eta, guided_steps=self.guided_steps)
+        return GuidanceConfig(
+            solver=self.solver,
+            eta=self.eta,
+            guided_steps=self.guided_steps,
+            class_weight=self.class_weight,
+        )
 
 
 @dataclass(frozen=True)

@@ -29,3 +29,19 @@ def test_importing_the_package_and_the_cli_pulls_in_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "False"
+
+
+def test_readme_api_class_guidance_with_the_bundled_classifier() -> None:
+    from diffsep_cli import load_prior, separate_tensor
+    from diffsep_cli.hub.classifiers import resolve_classifier
+
+    speech, sfx = load_prior("speech"), load_prior("sfx")
+    clf = resolve_classifier("auto", [speech, sfx])
+    assert clf is not None and clf.config.labels == ("speech", "sfx")
+    classes = [clf.config.labels.index(p.config.name) for p in (speech, sfx)]
+    mix = 0.1 * torch.randn(1, 8000)
+    kw = {"steps": 3, "generator": torch.Generator().manual_seed(0)}
+    guided = separate_tensor([speech, sfx], mix, classifier=clf, classes=classes, **kw)
+    kw["generator"] = torch.Generator().manual_seed(0)
+    plain = separate_tensor([speech, sfx], mix, **kw)
+    assert guided.shape == plain.shape == (1, 2, 8000) and not torch.allclose(guided, plain)

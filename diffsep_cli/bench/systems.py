@@ -106,10 +106,12 @@ class Context:
 def resolved_sources(specs: list[str], ctx: Context) -> ResolvedSources:
     """Load the priors of a source list once; remember their weight revisions."""
     from ..core.sources import parse_sources, resolve_sources
+    from ..hub.classifiers import guide
 
     key = tuple(specs)
     if key not in ctx.resolved:
-        ctx.resolved[key] = resolve_sources(parse_sources(",".join(specs)), ctx.load)
+        src = resolve_sources(parse_sources(",".join(specs)), ctx.load)
+        ctx.resolved[key] = guide(src, ctx.cfg.classifier, ctx.device)
         for spec, prior in zip(specs, ctx.resolved[key].priors, strict=True):
             ctx.revisions.setdefault(spec, weights_revision(prior))
     return ctx.resolved[key]

@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..core.host import reuse_freed_memory
 from ..errors import EXIT_INTERRUPTED
-from . import bench, hub, separate, train
+from . import bench, classify, hub, separate, train
 from .console import err, out
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "push-priors": hub.push_priors_cmd,
     "import-checkpoint": hub.import_checkpoint_cmd,
     "train": train.train_cmd,
+    "train-classifier": classify.train_classifier_cmd,
     "bench": bench.bench_cmd,
     "make-mixtures": bench.make_mixtures_cmd,
 }

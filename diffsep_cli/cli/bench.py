@@ -17,6 +17,8 @@ from .console import err, make_progress, out, user_errors
 from .options import (
     AsJson,
     BatchSize,
+    Classifier,
+    ClassWeight,
     Consistency,
     Device,
     Eta,
@@ -130,6 +132,8 @@ def bench_cmd(
     guided_steps: GuidedSteps = 0,
     samples: Samples = 1,
     precision: Precision = "fp32",
+    classifier: Classifier = "auto",
+    class_weight: ClassWeight = 8.0,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,

@@ -14,6 +14,16 @@ Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no noti
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 # separation options of `separate` and `bench`: their names are SeparateConfig's fields
+Classifier = Annotated[
+    str,
+    typer.Option(
+        help="Class guidance: auto (the bundled classifier of the sources' priors), none,"
+        " or a classifier folder (diffsep train-classifier)."
+    ),
+]
+PerChannel = Annotated[bool, typer.Option(help="Separate each channel, not the mono downmix.")]
+SkipExisting = Annotated[bool, typer.Option(help="Skip inputs whose outputs all exist.")]
+ClassWeight = Annotated[float, typer.Option(help="Strength of the class guidance (0: off).")]
 Device = Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")]
 Steps = Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")]
 Solver = Annotated[

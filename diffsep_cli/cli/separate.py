@@ -17,6 +17,8 @@ from .console import err, fail, make_progress, out, user_errors
 from .options import (
     AsJson,
     BatchSize,
+    Classifier,
+    ClassWeight,
     Consistency,
     Device,
     Eta,
@@ -25,11 +27,13 @@ from .options import (
     LowMemory,
     Overlap,
     Overwrite,
+    PerChannel,
     Precision,
     Quiet,
     Samples,
     Seed,
     Segment,
+    SkipExisting,
     Solver,
     Spacing,
     Steps,
@@ -85,13 +89,11 @@ def separate_cmd(
     samples: Samples = 1,
     precision: Precision = "fp32",
     low_memory: LowMemory = False,
-    per_channel: Annotated[
-        bool, typer.Option(help="Separate each channel instead of the mono downmix.")
-    ] = False,
+    classifier: Classifier = "auto",
+    class_weight: ClassWeight = 8.0,
+    per_channel: PerChannel = False,
     overwrite: Overwrite = False,
-    skip_existing: Annotated[
-        bool, typer.Option(help="Skip inputs whose outputs all exist.")
-    ] = False,
+    skip_existing: SkipExisting = False,
     report: Annotated[
         bool, typer.Option("--report", help="Write an HTML page of the run: OUT/report.html.")
     ] = False,
@@ -110,6 +112,9 @@ def separate_cmd(
         run = plan_run(
             inputs, sources, out_dir, filename, fmt, subtype, device, overwrite, skip_existing, page
         )
+        from ..hub.classifiers import guide
+
+        run.src = guide(run.src, cfg.classifier, run.device)
         for path in run.plan.skipped if notices and run.rank == 0 else []:
             err.print(f"skipped {path} (outputs exist)")
         results = gather(run, separate_jobs(run, cfg, notices and run.rank == 0))
@@ -291,6 +296,7 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
         "steps": cfg.steps,
         "spacing": cfg.spacing,
         "solver": cfg.solver,
+        "class_weight": cfg.class_weight if run.src.classifier is not None else 0.0,
         "sources": run.src.names,
         "files": [
             {

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import CONSISTENCY, FORWARD_ONLY, INITS, GuidanceConfig, check_choice
+from .classifier import SourceClassifier, class_guidance
 from .devices import autocast
 from .diffusion import Schedule, q_sample, respace
 from .metrics import best_permutation
@@ -182,6 +183,8 @@ def separate_tensor(
     precision: str = "fp32",
     samples: int = 1,
     low_memory: bool = False,
+    classifier: SourceClassifier | None = None,
+    classes: Sequence[int | None] | None = None,
 ) -> Tensor:
     """Separate mixtures [B, L] (or [L]) into sources [B, K, L], one per prior in ``priors``.
 
@@ -194,7 +197,9 @@ def separate_tensor(
     arithmetic (see :func:`~.devices.autocast`; the sampler's own stays fp32); ``samples``
     draws per mixture are averaged (:func:`posterior_mean`: an estimate of the posterior mean,
     at ``samples`` times the cost; draw 0 is the one-sample result); ``low_memory`` makes the
-    guided steps recompute the networks' activations in their backward (see ``TFUNet._level``).
+    guided steps recompute the networks' activations in their backward (see ``TFUNet._level``);
+    ``classifier`` with one class per source in ``classes`` (None: none for that source) adds
+    class guidance of strength ``guidance.class_weight`` (see :func:`.classifier.class_guidance`).
     """
     if not priors:
         raise ValueError("need at least one prior")
@@ -210,6 +215,8 @@ def separate_tensor(
     keys = [(id(p), lab) for p, lab in zip(priors, labels, strict=True)]
     if samples < 1:
         raise ValueError("samples must be at least 1")
+    if classes is not None and len(classes) != len(priors):
+        raise ValueError(f"{len(classes)} classifier classes for {len(priors)} sources")
     guidance = guidance.for_sources(shared_prior=len(set(keys)) < len(keys))
     if init == "auto":
         init = "split" if guidance.solver in FORWARD_ONLY else "noisy-mixture"
@@ -218,7 +225,10 @@ def separate_tensor(
     mix_n = mix.repeat_interleave(samples, dim=0)  # [B * N, L], item-major
     randn_like = stacked_randn_like(_draw_generators(gens, samples))
     x = init_state(mix_n, len(priors), init, priors[0].schedule, randn_like)
-    denoise = solver_denoiser(joint_denoiser(priors, labels, schedule), mix_n, schedule, guidance)
+    denoise = joint_denoiser(priors, labels, schedule)
+    if classifier is not None and classes is not None:
+        denoise = class_guidance(denoise, classifier, classes, schedule, guidance.class_weight)
+    denoise = solver_denoiser(denoise, mix_n, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
     eta = float(guidance.eta or 0.0)
     with autocast(mix.device, precision), _recomputing(priors, low_memory):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import DiffsepError
+from .classifier import SourceClassifier
 from .prior import Prior
 
 
@@ -44,6 +45,21 @@ class ResolvedSources:
     labels: list[int | None]
     names: list[str]  # unique output names (speech_1, speech_2 for duplicates)
     groups: list[list[int]]  # interchangeable sources (same prior and class)
+    classifier: SourceClassifier | None = None  # class guidance (core.classifier)
+    classes: list[int | None] | None = None  # each source's class in the classifier
+
+
+def with_classifier(src: ResolvedSources, classifier: SourceClassifier | None) -> ResolvedSources:
+    """``src`` guided by ``classifier``: each source's class is its prior's name among the
+    classifier's labels (None where it has none). Without two distinct classes there is
+    nothing to tell apart, and the classifier is left out."""
+    if classifier is None:
+        return replace(src, classifier=None, classes=None)
+    labels = classifier.config.labels
+    classes = [labels.index(p.config.name) if p.config.name in labels else None for p in src.priors]
+    if len({c for c in classes if c is not None}) < 2:
+        return replace(src, classifier=None, classes=None)
+    return replace(src, classifier=classifier, classes=classes)
 
 
 def parse_sources(text: str) -> list[SourceSpec]:

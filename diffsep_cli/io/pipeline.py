@@ -106,6 +106,8 @@ class _Separator:
                 precision=self.cfg.precision,
                 samples=self.cfg.samples,
                 low_memory=self.cfg.low_memory,
+                classifier=self.src.classifier,
+                classes=self.src.classes,
                 callback=lambda i, *_: self.progress("step", self.cfg.steps - i, self.cfg.steps),
             )
             bad = sorted({index[live[j] // c] for j in (~est.isfinite()).nonzero()[:, 0].tolist()})
