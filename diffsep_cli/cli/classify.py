@@ -37,7 +37,7 @@ def train_classifier_cmd(
     valid: Annotated[
         list[str] | None, typer.Option(help="NAME=FOLDER of held-out audio (accuracy).")
     ] = None,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 6000,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 3000,
     batch: Annotated[int, typer.Option(help="Crops per step, shared by the classes.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed of init, crops and noise.")] = 0,

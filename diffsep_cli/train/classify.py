@@ -31,7 +31,7 @@ class ClassifierRun:
 
 @dataclass(frozen=True)
 class ClassifierRecipe:
-    steps: int = 6000
+    steps: int = 3000
     batch: int = 32  # crops per step, shared equally by the classes
     lr: float = 1e-3
     weight_decay: float = 1e-4
