@@ -42,17 +42,16 @@ class ClassifierRecipe:
 def _samplers(
     folders: Mapping[str, Sequence[Path]],
     cfg: ClassifierConfig,
-    recipe: ClassifierRecipe,
+    balance: float,
     seed: int,
+    augment: bool,
 ) -> list[CropSampler]:
-    """One crop sampler per class, augmented with the preset of its name (speech, sfx)."""
+    """One crop sampler per class, augmented (``augment``) with the preset of its name."""
     out = []
     for i, label in enumerate(cfg.labels):
         clips = load_clips(folders[label], cfg.sample_rate)
-        aug = AUGMENTS.get(label, AUGMENTS["none"])
-        out.append(
-            CropSampler(clips, cfg.segment, seed=seed + i, balance=recipe.balance, augment=aug)
-        )
+        aug = AUGMENTS.get(label, AUGMENTS["none"]) if augment else None
+        out.append(CropSampler(clips, cfg.segment, seed=seed + i, balance=balance, augment=aug))
     return out
 
 
@@ -91,7 +90,7 @@ def train_classifier(
     ``valid``. Ctrl-C / SIGTERM end the training early, with the weights so far."""
     torch.manual_seed(recipe.seed)
     clf = SourceClassifier(cfg)
-    samplers = _samplers(folders, cfg, recipe, recipe.seed)
+    samplers = _samplers(folders, cfg, recipe.balance, recipe.seed, augment=True)
     abar = ddpm_schedule(cfg.diffusion).alphas_cumprod.float()
     opt = torch.optim.AdamW(clf.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
     start, running = time.monotonic(), 0.0
@@ -117,10 +116,7 @@ def train_classifier(
     clf.eval()
     if not valid or not done:
         return ClassifierRun(clf, {}, done)
-    held = _samplers(valid, cfg, ClassifierRecipe(balance=recipe.balance), seed=10_000)
-    for sampler in held:
-        sampler.augment = None
-    x0, y = _batch(held, 128)
+    x0, y = _batch(_samplers(valid, cfg, recipe.balance, seed=10_000, augment=False), 128)
     return ClassifierRun(clf, accuracy(clf, x0, y), done)
 
 
