@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,27 @@ class DiffusionConfig:
     timestep_scale: float = 1000.0  # the network receives floor(t * timestep_scale / steps)
 
 
+class JsonConfig:
+    """A dataclass config saved as ``config.json``: ``to_dict`` / ``save`` / ``load`` over the
+    subclass's ``from_dict``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
 @dataclass(frozen=True)
-class PriorConfig:
+class PriorConfig(JsonConfig):
     """Everything needed to rebuild a prior from its weights."""
 
     net: NetConfig = field(default_factory=NetConfig)
@@ -71,9 +90,6 @@ class PriorConfig:
         """Class used when a source names none: the null class if trained, else class 0."""
         return self.net.num_classes if self.null_label else 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PriorConfig:
         net = dict(d.get("net", {}))
@@ -93,16 +109,9 @@ class PriorConfig:
             net=NetConfig(**net), diffusion=DiffusionConfig(**d.get("diffusion", {})), **rest
         )
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> PriorConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(JsonConfig):
     """A noise-conditional source classifier (``core.classifier``): which of ``labels`` (the
     names of the priors it tells apart) a noisy waveform x_t at DDPM step t holds. Its
     gradient steers separation towards sources each prior's class owns (class guidance)."""
@@ -121,9 +130,6 @@ class ClassifierConfig:
         if len(set(self.labels)) < 2 or not self.channels:
             raise ValueError("a classifier needs two or more distinct labels and one stage")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
@@ -132,13 +138,6 @@ class ClassifierConfig:
         rest: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         rest["diffusion"] = DiffusionConfig(**d.get("diffusion", {}))
         return cls(**rest)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> ClassifierConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 # Highest peak of a training crop and of a level-calibrated mixture segment: louder ones are
