@@ -15,7 +15,8 @@
 #   cd benchmarks && python compare_sweeps.py ../runs/eval/dev_speech_sfx_A.json:CONFIG ../runs/eval/dev_speech_sfx_B.json:CONFIG
 # CONFIG defaults to the CLI's default solver (dirac:25::split::snr: eta per task, 0 for two
 # priors, 1 for two sources of one prior). SETS="dev mg" and TASKS="speech_sfx sfx_sfx"
-# choose (default: every set, TASKS=speech_sfx). ~5-10 s per mixture.
+# choose (default: every set, TASKS=speech_sfx); CLASSIFIER=FOLDER measures another classifier
+# for class guidance (default auto: the bundled one). ~5-10 s per mixture.
 set -euo pipefail
 speech=${1:?usage: pair_eval.sh SPEECH SFX TAG [CONFIG]} sfx=${2:?} tag=${3:?}
 config=${4:-dirac:25::split::snr}
@@ -52,6 +53,6 @@ for set in $sets; do
         fi
         OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python benchmarks/solver_sweep.py "$dir" \
             -s "$(IFS=,; echo "${priors[*]}")" --config "$config" --reference "$config" \
-            --limit 36 --out "runs/eval/${set}_${task}_$tag.json"
+            --limit 36 --classifier "${CLASSIFIER:-auto}" --out "runs/eval/${set}_${task}_$tag.json"
     done
 done

@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--reference", default="hybrid:50")
     ap.add_argument("--limit", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--classifier", default="auto", help="auto, none or a classifier folder")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
@@ -151,7 +152,7 @@ def main() -> None:
         if name in doc["runs"]:
             continue
         cfg = parse_config(name)
-        cfg = SeparateConfig(**{**cfg.__dict__, "seed": args.seed})
+        cfg = SeparateConfig(**{**cfg.__dict__, "seed": args.seed, "classifier": args.classifier})
         result = benchmark(args.folder, opts, cfg, torch.device("cpu"), load=load)
         doc["runs"][name] = [
             {k: r[k] for k in ("mixture", "si_sdri", "sdri", "rtf", "wall_s")} for r in result.rows
