@@ -15,6 +15,7 @@ quality-vs-time plot.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -144,6 +145,7 @@ def main() -> None:
     args = ap.parse_args()
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
     doc["folder"], doc["sources"] = str(args.folder), args.sources or "sources.json"
+    doc["classifier"] = args.classifier  # class guidance's classifier (configs with CLASS_W)
     cache: dict[str, Any] = {}
     load = lambda n: cache.setdefault(n, load_prior(n, torch.device("cpu")))  # noqa: E731
     sources = args.sources.split(",") if args.sources else None
@@ -152,7 +154,7 @@ def main() -> None:
         if name in doc["runs"]:
             continue
         cfg = parse_config(name)
-        cfg = SeparateConfig(**{**cfg.__dict__, "seed": args.seed, "classifier": args.classifier})
+        cfg = dataclasses.replace(cfg, seed=args.seed, classifier=args.classifier)
         result = benchmark(args.folder, opts, cfg, torch.device("cpu"), load=load)
         doc["runs"][name] = [
             {k: r[k] for k in ("mixture", "si_sdri", "sdri", "rtf", "wall_s")} for r in result.rows
