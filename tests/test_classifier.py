@@ -22,6 +22,7 @@ from diffsep_cli.core.sources import ResolvedSources, with_classifier
 from diffsep_cli.errors import DiffsepError
 from diffsep_cli.hub.classifiers import load_classifier_dir, resolve_classifier, save_classifier
 from diffsep_cli.hub.folder import save_prior
+from diffsep_cli.train.classify import add_leaks
 
 from .conftest import ROOT, tiny_prior
 from .gauss import GaussPrior, gauss_case, sdr
@@ -140,14 +141,40 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
+def test_leaks_mix_another_class_beneath_with_energy_share_targets() -> None:
+    n, length = 6, 1000
+    k = torch.arange(length)
+    tones = [torch.sin(2 * torch.pi * f * k / length) for f in (10, 20, 30, 70, 80, 90)]
+    x0 = torch.stack(tones) * torch.tensor([1.0, 2, 3, 4, 5, 6])[:, None]  # orthogonal
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    same, onehot = add_leaks(x0, y, 2, 0.0, (-25.0, 0.0), torch.Generator().manual_seed(0))
+    assert torch.equal(same, x0) and torch.equal(onehot, torch.eye(2)[y])
+    mixed, target = add_leaks(x0, y, 2, 1.0, (-20.0, -3.0), torch.Generator().manual_seed(0))
+    assert torch.allclose(target.sum(-1), torch.ones(n))
+    own = target[torch.arange(n), y]
+    assert bool(((own > 0.66) & (own < 0.991)).all())  # -3 .. -20 dB beneath
+    rms = x0.square().mean(-1).sqrt()
+    assert torch.allclose(mixed.square().mean(-1).sqrt(), rms, rtol=1e-4)  # own level kept
+    other = (torch.arange(n) + 3) % n  # the crop of the other class beneath each one
+    for i in range(n):  # energy shares of the two (orthogonal) parts equal the targets
+        a = (mixed[i] @ x0[i]) / (x0[i] @ x0[i])
+        b = (mixed[i] @ x0[other[i]]) / (x0[other[i]] @ x0[other[i]])
+        e_own, e_other = (a * x0[i]).square().sum(), (b * x0[other[i]]).square().sum()
+        assert abs(float(e_own / (e_own + e_other)) - float(own[i])) < 1e-4
+        assert abs(float(target[i, 1 - y[i]]) - float(1 - own[i])) < 1e-6
+    half, _ = add_leaks(x0, y, 2, 0.5, (-25.0, 0.0), torch.Generator().manual_seed(1))
+    assert 0 < int((half != x0).any(-1).sum()) < n  # some crops leak, some stay pure
+
+
 def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "clf"
     classes = [f"speech={corpus / 'speech'}", f"sfx={corpus / 'sfx'}"]
     valid = ["--valid", f"speech={corpus / 'speech'}", "--valid", f"sfx={corpus / 'sfx'}"]
-    r = _cli("train-classifier", *classes, *valid, "--out", str(out), "--steps", "20", "-q")
+    args = ("--out", str(out), "--steps", "20", "--leak", "0.5", "-q")
+    r = _cli("train-classifier", *classes, *valid, *args)
     assert r.returncode == 0, r.stderr
     card = (out / "README.md").read_text()
-    assert "20 steps" in card and "| 150 |" in card
+    assert "20 steps" in card and "| 150 |" in card and "50% of crops" in card
     assert load_classifier_dir(out).config.labels == ("speech", "sfx")
     weights = (out / "model.safetensors").read_bytes()
     again = _cli("train-classifier", *classes, "--out", str(out), "--steps", "5")

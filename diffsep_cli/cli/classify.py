@@ -41,6 +41,18 @@ def train_classifier_cmd(
     batch: Annotated[int, typer.Option(help="Crops per step, shared by the classes.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed of init, crops and noise.")] = 0,
+    leak: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of crops with another class's crop beneath; targets become energy "
+            "shares, so guidance pushes leaks out of a source.",
+        ),
+    ] = 0.0,
+    leak_db: Annotated[
+        tuple[float, float], typer.Option(help="Level range (dB) of that crop against its own.")
+    ] = (-25.0, 0.0),
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -59,7 +71,11 @@ def train_classifier_cmd(
         if out_dir.exists() and not overwrite:
             raise DiffsepError(f"{out_dir} exists (use --overwrite to replace it)")
         cfg = ClassifierConfig(labels=tuple(folders))
-        recipe = ClassifierRecipe(steps=steps, batch=batch, lr=lr, seed=seed)
+        if leak_db[0] > leak_db[1]:
+            raise DiffsepError(f"--leak-db {leak_db[0]:g} {leak_db[1]:g}: give LOW HIGH")
+        recipe = ClassifierRecipe(
+            steps=steps, batch=batch, lr=lr, seed=seed, leak=leak, leak_db=leak_db
+        )
 
         def log(row: dict[str, float]) -> None:
             if not quiet and row["step"] % 500 == 0:

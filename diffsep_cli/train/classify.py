@@ -1,6 +1,10 @@
 """Training a source classifier (``core.classifier``): level-calibrated crops of each class's
 single-source folders, each diffused to a random DDPM step, cross-entropy on the class; then
-its balanced accuracy on held-out crops at a few noise levels (what the card reports)."""
+its balanced accuracy on held-out crops at a few noise levels (what the card reports).
+
+With ``leak`` a share of the crops carries a crop of another class beneath it, and the target
+is each class's share of the energy: the classifier then scores how *pure* a source is, and
+its guidance pushes a leak out of a source estimate rather than only its class (issue 13)."""
 
 from __future__ import annotations
 
@@ -37,6 +41,32 @@ class ClassifierRecipe:
     weight_decay: float = 1e-4
     balance: float = 0.5  # group folders drawn by length (0) .. equally often (1)
     seed: int = 0
+    leak: float = 0.0  # share of crops with another class's crop beneath (soft targets)
+    leak_db: tuple[float, float] = (-25.0, 0.0)  # its level against the crop's, uniform
+
+
+def add_leaks(
+    x0: Tensor, y: Tensor, classes: int, prob: float, db: tuple[float, float], gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Crops x0 [B, L] of classes y [B] (blocks of equal size per class, as ``_batch`` makes
+    them) -> (crops, targets [B, classes]). With probability ``prob`` a crop gets the crop one
+    class block away (another class) added at a level uniform in ``db`` dB against its own,
+    the sum scaled back to the crop's own RMS; its target is then each class's energy share
+    (one-hot otherwise)."""
+    n = len(y)
+    if prob <= 0:
+        return x0, F.one_hot(y, classes).float()
+    other = (torch.arange(n) + n // classes) % n
+    rms = x0.square().mean(dim=-1).add(1e-12).sqrt()  # [B]
+    level = torch.empty(n).uniform_(*db, generator=gen)
+    hit = torch.rand(n, generator=gen) < prob
+    gain = torch.where(hit, 10 ** (level / 20) * rms / rms[other], torch.zeros(n))  # [B]
+    mixed = x0 + gain[:, None] * x0[other]
+    mixed = mixed * (rms / mixed.square().mean(dim=-1).add(1e-12).sqrt())[:, None]
+    share = torch.where(hit, 1 / (1 + 10 ** (level / 10)), torch.ones(n))  # own class's share
+    targets = F.one_hot(y, classes).float() * share[:, None]
+    targets[torch.arange(n), y[other]] += 1 - share
+    return mixed, targets
 
 
 def _samplers(
@@ -94,16 +124,17 @@ def train_classifier(
     abar = ddpm_schedule(cfg.diffusion).alphas_cumprod.float()
     opt = torch.optim.AdamW(clf.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
     start, running = time.monotonic(), 0.0
-    done = 0
+    done, gen = 0, torch.Generator().manual_seed(recipe.seed)
     try:
         with sigterm_as_interrupt():
             for step in range(recipe.steps):
                 for group in opt.param_groups:  # constant, then linear to 0 over the last half
                     group["lr"] = recipe.lr * min(1.0, 2 * (1 - step / recipe.steps))
                 x0, y = _batch(samplers, recipe.batch)
+                x0, target = add_leaks(x0, y, len(samplers), recipe.leak, recipe.leak_db, gen)
                 t = torch.randint(0, cfg.diffusion.steps, (len(y),))
                 x_t = q_sample(x0, abar[t][:, None], torch.randn_like(x0))
-                loss = F.cross_entropy(clf(x_t, t), y)
+                loss = F.cross_entropy(clf(x_t, t), target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -128,6 +159,13 @@ def classifier_card(
     params = sum(p.numel() for p in run.classifier.parameters())
     data = "\n".join(f"- {name}: {', '.join(map(str, folders[name]))}" for name in cfg.labels)
     acc = "\n".join(f"| {t} | {a:.3f} |" for t, a in run.accuracy.items()) or "| - | - |"
+    lo, hi = recipe.leak_db
+    leaks = (
+        f"; {recipe.leak:.0%} of crops with another class's crop {lo:g} to {hi:g} dB beneath"
+        " (targets: energy shares)"
+        if recipe.leak
+        else ""
+    )
     return f"""---
 library_name: diffsep
 tags: [source-classifier, class-guidance]
@@ -142,7 +180,7 @@ Training data (single-source audio, {cfg.sample_rate} Hz crops of {cfg.segment} 
 {data}
 
 Recipe: {run.steps} steps, batch {recipe.batch}, AdamW lr {recipe.lr} (constant, then linear
-to 0 over the second half), group balance {recipe.balance}, seed {recipe.seed}.
+to 0 over the second half), group balance {recipe.balance}, seed {recipe.seed}{leaks}.
 
 Held-out balanced accuracy by DDPM step (of {cfg.diffusion.steps}):
 
