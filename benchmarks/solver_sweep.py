@@ -32,12 +32,12 @@ from diffsep_cli.hub.api import load_prior
 
 
 def parse_config(text: str) -> SeparateConfig:
-    """``dirac:50:0.5:split:3:snr:4:bf16:4:8`` -> SeparateConfig (eta, init, guided steps,
-    spacing, segment seconds, precision, posterior samples and class-guidance weight
-    optional). An omitted spacing is ``linear``, an omitted precision ``fp32`` and an omitted
-    class weight 0 (no class guidance), not the CLI's defaults, so that the names of runs
-    saved before they existed keep meaning what was run; an omitted segment is the priors'
-    training segment."""
+    """``dirac:50:0.5:split:3:snr:4:bf16:4:8:40`` -> SeparateConfig (eta, init, guided steps,
+    spacing, segment seconds, precision, posterior samples, class-guidance weight and its
+    lowest DDPM step optional). An omitted spacing is ``linear``, an omitted precision ``fp32``
+    and an omitted class weight 0 (no class guidance), not the CLI's defaults, so that the
+    names of runs saved before they existed keep meaning what was run; an omitted segment is
+    the priors' training segment."""
     parts = text.split(":")
     solver, steps = parts[0], int(parts[1])
     eta = float(parts[2]) if len(parts) > 2 and parts[2] else None
@@ -48,6 +48,7 @@ def parse_config(text: str) -> SeparateConfig:
     precision = parts[7] if len(parts) > 7 and parts[7] else "fp32"
     samples = int(parts[8]) if len(parts) > 8 and parts[8] else 1
     class_weight = float(parts[9]) if len(parts) > 9 and parts[9] else 0.0
+    class_min_step = int(parts[10]) if len(parts) > 10 and parts[10] else 0
     return SeparateConfig(
         steps=steps,
         solver=solver,
@@ -59,6 +60,7 @@ def parse_config(text: str) -> SeparateConfig:
         precision=precision,
         samples=samples,
         class_weight=class_weight,
+        class_min_step=class_min_step,
     )
 
 

@@ -189,11 +189,13 @@ class GuidanceConfig:
     pinned: int | None = None  # dirac: the source pinned to y - sum(others); None: rotates
     rho: float = 0.0  # projection: rho_t = rho / sigma_t^2 (0: exact projection onto the sum)
     class_weight: float = 8.0  # class guidance by a source classifier, where one is given
+    class_min_step: int = 0  # class guidance only at DDPM steps >= this (of T; 0: every step)
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
-        if not 0 <= (self.eta or 0) <= 1 or min(self.guided_steps, self.rho, self.class_weight) < 0:
-            raise ValueError("eta must be in [0, 1]; guided steps, rho and class weight >= 0")
+        knobs = (self.guided_steps, self.rho, self.class_weight, self.class_min_step)
+        if not 0 <= (self.eta or 0) <= 1 or min(knobs) < 0:
+            raise ValueError("eta must be in [0, 1]; guided steps, rho and class knobs >= 0")
 
     def for_sources(self, shared_prior: bool) -> GuidanceConfig:
         """This config with ``eta`` decided (see the field) for sources of which two or more
@@ -226,6 +228,7 @@ class SeparateConfig:
     low_memory: bool = False  # guided steps recompute activations in the backward (~1/3 memory)
     classifier: str = "auto"  # class guidance: auto (bundled, by the priors' names), none, a folder
     class_weight: float = 8.0  # its strength (GuidanceConfig.class_weight; 0: off)
+    class_min_step: int = 0  # guided only at DDPM steps >= this (GuidanceConfig.class_min_step)
 
     def __post_init__(self) -> None:
         self.guidance()
@@ -245,6 +248,7 @@ class SeparateConfig:
             eta=self.eta,
             guided_steps=self.guided_steps,
             class_weight=self.class_weight,
+            class_min_step=self.class_min_step,
         )
 
 

@@ -84,6 +84,11 @@ def test_the_guidance_step_is_the_classifiers_score() -> None:
             before = clf(x[:, k], t).log_softmax(-1)[:, c]
             after = clf(x[:, k] + 1e-3 * grad / grad.norm(), t).log_softmax(-1)[:, c]
         assert (after > before).all()
+    above = class_guidance(lambda x, i: x0_hat.clone(), clf, [1, None, 0], sched, 2.0, t + 1)
+    assert torch.equal(above(x, i), x0_hat)  # below the lowest guided step: none
+    torch.testing.assert_close(  # from it on, the same guidance
+        class_guidance(lambda x, i: x0_hat.clone(), clf, [1, None, 0], sched, 2.0, t)(x, i), out
+    )
 
 
 def test_classifier_shapes_noise_conditioning_and_mel_filters() -> None:
@@ -170,12 +175,13 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
     out = tmp_path / "clf"
     classes = [f"speech={corpus / 'speech'}", f"sfx={corpus / 'sfx'}"]
     valid = ["--valid", f"speech={corpus / 'speech'}", "--valid", f"sfx={corpus / 'sfx'}"]
-    args = ("--out", str(out), "--steps", "20", "--leak", "0.5", "-q")
+    args = ("--out", str(out), "--steps", "20", "--leak", "0.5", "--channels", "8,16", "-q")
     r = _cli("train-classifier", *classes, *valid, *args)
     assert r.returncode == 0, r.stderr
     card = (out / "README.md").read_text()
     assert "20 steps" in card and "| 150 |" in card and "50% of crops" in card
     assert load_classifier_dir(out).config.labels == ("speech", "sfx")
+    assert load_classifier_dir(out).config.channels == (8, 16)
     weights = (out / "model.safetensors").read_bytes()
     again = _cli("train-classifier", *classes, "--out", str(out), "--steps", "5")
     assert (
@@ -184,6 +190,8 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
     assert (out / "model.safetensors").read_bytes() == weights  # nothing lost
     bad = _cli("train-classifier", "speech", "--out", str(tmp_path / "x"))
     assert bad.returncode != 0 and "NAME=FOLDER" in bad.stderr and not (tmp_path / "x").exists()
+    bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--channels", "8,x")
+    assert bad.returncode != 0 and "--channels" in bad.stderr and not (tmp_path / "x").exists()
     models = tmp_path / "models"
     save_prior(tiny_prior(0, name="speech"), models / "speech")
     save_prior(tiny_prior(1, name="sfx"), models / "sfx")
@@ -204,6 +212,7 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
         assert r.returncode == 0, r.stderr
         doc = json.loads(r.stdout)
         assert doc["class_weight"] == (0.0 if name == "none" else 8.0)
+        assert doc["class_min_step"] == 0
         outputs[name] = sf.read(doc["files"][0]["outputs"]["speech"])[0]
     assert not np.allclose(outputs["none"], outputs["clf"])
 

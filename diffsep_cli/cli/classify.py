@@ -41,6 +41,9 @@ def train_classifier_cmd(
     batch: Annotated[int, typer.Option(help="Crops per step, shared by the classes.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed of init, crops and noise.")] = 0,
+    channels: Annotated[
+        str, typer.Option(help="Widths of the conv stages (one 2x2 pooling between each).")
+    ] = "32,64,96,128",
     leak: Annotated[
         float,
         typer.Option(
@@ -70,7 +73,13 @@ def train_classifier_cmd(
             raise DiffsepError("--valid needs a folder for every class and no other")
         if out_dir.exists() and not overwrite:
             raise DiffsepError(f"{out_dir} exists (use --overwrite to replace it)")
-        cfg = ClassifierConfig(labels=tuple(folders))
+        try:
+            widths = tuple(int(w) for w in channels.split(","))
+        except ValueError:
+            widths = ()
+        if not widths or min(widths) < 1:
+            raise DiffsepError(f"--channels {channels!r}: give positive widths, e.g. 32,64,96,128")
+        cfg = ClassifierConfig(labels=tuple(folders), channels=widths)
         if leak_db[0] > leak_db[1]:
             raise DiffsepError(f"--leak-db {leak_db[0]:g} {leak_db[1]:g}: give LOW HIGH")
         recipe = ClassifierRecipe(

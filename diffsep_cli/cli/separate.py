@@ -18,6 +18,7 @@ from .options import (
     AsJson,
     BatchSize,
     Classifier,
+    ClassMinStep,
     ClassWeight,
     Consistency,
     Device,
@@ -91,6 +92,7 @@ def separate_cmd(
     low_memory: LowMemory = False,
     classifier: Classifier = "auto",
     class_weight: ClassWeight = 8.0,
+    class_min_step: ClassMinStep = 0,
     per_channel: PerChannel = False,
     overwrite: Overwrite = False,
     skip_existing: SkipExisting = False,
@@ -297,6 +299,7 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
         "spacing": cfg.spacing,
         "solver": cfg.solver,
         "class_weight": cfg.class_weight if run.src.classifier is not None else 0.0,
+        "class_min_step": cfg.class_min_step,
         "sources": run.src.names,
         "files": [
             {

@@ -81,19 +81,21 @@ def class_guidance(
     classes: Sequence[int | None],
     schedule: Schedule,
     weight: float,
+    min_step: int = 0,
 ) -> Denoise:
     """Wrap a joint denoiser [B, K, L] with class guidance: x0_hat_k + w (1 - abar_t) /
     sqrt(abar_t) grad_x log p(c_k | x_k, t) for each source k with a class c_k (None: left
-    alone), i.e. the noise estimate moved by -w sqrt(1 - abar_t) times the classifier's score.
+    alone), i.e. the noise estimate moved by -w sqrt(1 - abar_t) times the classifier's score,
+    at the DDPM steps t >= ``min_step`` (where the sources are assigned; below it, none).
     Forward-only in the priors: the gradient is the classifier's alone."""
     keep = [k for k, c in enumerate(classes) if c is not None]
     target = torch.tensor([classes[k] for k in keep])
 
     def guided(x: Tensor, i: int) -> Tensor:
         x0_hat = denoise(x, i)
-        if weight == 0 or not keep:
-            return x0_hat
         t, abar = int(schedule.timesteps[i]), float(schedule.alphas_cumprod[i])
+        if weight == 0 or not keep or t < min_step:
+            return x0_hat
         with torch.inference_mode(False), torch.enable_grad():
             xs = x[:, keep].detach().clone().requires_grad_(True)  # [B, K', L]
             logits = classifier(xs.flatten(0, 1), t).unflatten(0, xs.shape[:2])

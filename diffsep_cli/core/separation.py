@@ -227,7 +227,9 @@ def separate_tensor(
     x = init_state(mix_n, len(priors), init, priors[0].schedule, randn_like)
     denoise = joint_denoiser(priors, labels, schedule)
     if classifier is not None and classes is not None:
-        denoise = class_guidance(denoise, classifier, classes, schedule, guidance.class_weight)
+        denoise = class_guidance(
+            denoise, classifier, classes, schedule, guidance.class_weight, guidance.class_min_step
+        )
     denoise = solver_denoiser(denoise, mix_n, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
     eta = float(guidance.eta or 0.0)
