@@ -189,7 +189,9 @@ class GuidanceConfig:
     pinned: int | None = None  # dirac: the source pinned to y - sum(others); None: rotates
     rho: float = 0.0  # projection: rho_t = rho / sigma_t^2 (0: exact projection onto the sum)
     class_weight: float = 8.0  # class guidance by a source classifier, where one is given
-    class_min_step: int = 0  # class guidance only at DDPM steps >= this (of T; 0: every step)
+    # class guidance only at DDPM steps >= this (of T; 0: every step); 40: the 10 noisiest of
+    # the 25 default steps, 0.89x the time for -0.08 / -0.04 dB on devset / split (issue 17)
+    class_min_step: int = 40
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
@@ -228,7 +230,7 @@ class SeparateConfig:
     low_memory: bool = False  # guided steps recompute activations in the backward (~1/3 memory)
     classifier: str = "auto"  # class guidance: auto (bundled, by the priors' names), none, a folder
     class_weight: float = 8.0  # its strength (GuidanceConfig.class_weight; 0: off)
-    class_min_step: int = 0  # guided only at DDPM steps >= this (GuidanceConfig.class_min_step)
+    class_min_step: int = 40  # guided only at DDPM steps >= this (GuidanceConfig.class_min_step)
 
     def __post_init__(self) -> None:
         self.guidance()

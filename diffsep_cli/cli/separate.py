@@ -92,7 +92,7 @@ def separate_cmd(
     low_memory: LowMemory = False,
     classifier: Classifier = "auto",
     class_weight: ClassWeight = 8.0,
-    class_min_step: ClassMinStep = 0,
+    class_min_step: ClassMinStep = 40,
     per_channel: PerChannel = False,
     overwrite: Overwrite = False,
     skip_existing: SkipExisting = False,
