@@ -145,6 +145,7 @@ class ClassifierConfig(JsonConfig):
 PEAK_LIMIT = 0.95
 SOLVERS = ("hybrid", "dsg", "dps", "dirac", "projection")
 FORWARD_ONLY = ("dirac", "projection")  # solvers that take no gradient through the networks
+CLASS_MIN_STEP_ODE = 40  # class guidance's lowest DDPM step at eta 0 (GuidanceConfig)
 # Which of the T steps a run of fewer steps keeps: even in t, or even in log-SNR (core.diffusion)
 SPACINGS = ("linear", "snr")
 # noisy-mixture: the official start (every source the same noised mixture); split: y / K
@@ -189,23 +190,28 @@ class GuidanceConfig:
     pinned: int | None = None  # dirac: the source pinned to y - sum(others); None: rotates
     rho: float = 0.0  # projection: rho_t = rho / sigma_t^2 (0: exact projection onto the sum)
     class_weight: float = 8.0  # class guidance by a source classifier, where one is given
-    # class guidance only at DDPM steps >= this (of T; 0: every step); 40: the 10 noisiest of
-    # the 25 default steps, 0.89x the time for -0.08 / -0.04 dB on devset / split (issue 17)
-    class_min_step: int = 40
+    # class guidance only at DDPM steps >= this (of T; 0: every step). None: 40 where eta is 0
+    # (the ODE keeps the assignment made at high noise; speech + sound: 0.89x the time for
+    # -0.08 / -0.04 dB devset / split), else 0 (fresh noise every step: speech + 2 sounds at
+    # eta 1 lost -0.42 / -0.17 dB when guided from 40 only; issue 17)
+    class_min_step: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
-        knobs = (self.guided_steps, self.rho, self.class_weight, self.class_min_step)
+        knobs = (self.guided_steps, self.rho, self.class_weight, self.class_min_step or 0)
         if not 0 <= (self.eta or 0) <= 1 or min(knobs) < 0:
             raise ValueError("eta must be in [0, 1]; guided steps, rho and class knobs >= 0")
 
     def for_sources(self, shared_prior: bool) -> GuidanceConfig:
-        """This config with ``eta`` decided (see the field) for sources of which two or more
-        share a prior (``shared_prior``) or not."""
-        if self.eta is not None:
-            return self
-        eta = 1.0 if self.solver not in FORWARD_ONLY or shared_prior else 0.0
-        return replace(self, eta=eta)
+        """This config with ``eta`` and ``class_min_step`` decided (see the fields) for sources
+        of which two or more share a prior (``shared_prior``) or not."""
+        eta = self.eta
+        if eta is None:
+            eta = 1.0 if self.solver not in FORWARD_ONLY or shared_prior else 0.0
+        lowest = self.class_min_step
+        if lowest is None:
+            lowest = CLASS_MIN_STEP_ODE if eta == 0 else 0
+        return replace(self, eta=eta, class_min_step=lowest)
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,7 @@ class SeparateConfig:
     low_memory: bool = False  # guided steps recompute activations in the backward (~1/3 memory)
     classifier: str = "auto"  # class guidance: auto (bundled, by the priors' names), none, a folder
     class_weight: float = 8.0  # its strength (GuidanceConfig.class_weight; 0: off)
-    class_min_step: int = 40  # guided only at DDPM steps >= this (GuidanceConfig.class_min_step)
+    class_min_step: int | None = None  # guided from this DDPM step (GuidanceConfig's; None: auto)
 
     def __post_init__(self) -> None:
         self.guidance()

@@ -92,6 +92,18 @@ def test_the_guidance_step_is_the_classifiers_score() -> None:
     )
 
 
+def test_the_lowest_guided_step_follows_eta() -> None:
+    """Auto: from DDPM step 40 in the deterministic ODE (eta 0), every step with fresh noise."""
+    dirac = GuidanceConfig(solver="dirac")
+    assert dirac.for_sources(shared_prior=False).class_min_step == 40  # eta 0
+    assert dirac.for_sources(shared_prior=True).class_min_step == 0  # eta 1
+    assert GuidanceConfig(solver="hybrid").for_sources(False).class_min_step == 0
+    assert GuidanceConfig(solver="dirac", eta=0.5).for_sources(False).class_min_step == 0
+    assert GuidanceConfig(solver="dirac", class_min_step=7).for_sources(True).class_min_step == 7
+    with pytest.raises(ValueError):
+        GuidanceConfig(class_min_step=-1)
+
+
 def test_classifier_shapes_noise_conditioning_and_mel_filters() -> None:
     fb = mel_filters(512, 64, 16000)
     assert fb.shape == (64, 257) and fb.min() >= 0 and fb.max() <= 1 + 1e-6

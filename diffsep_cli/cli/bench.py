@@ -135,7 +135,7 @@ def bench_cmd(
     precision: Precision = "fp32",
     classifier: Classifier = "auto",
     class_weight: ClassWeight = 8.0,
-    class_min_step: ClassMinStep = 40,
+    class_min_step: ClassMinStep = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,

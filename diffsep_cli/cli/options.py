@@ -25,7 +25,13 @@ PerChannel = Annotated[bool, typer.Option(help="Separate each channel, not the m
 SkipExisting = Annotated[bool, typer.Option(help="Skip inputs whose outputs all exist.")]
 ClassWeight = Annotated[float, typer.Option(help="Strength of the class guidance (0: off).")]
 ClassMinStep = Annotated[
-    int, typer.Option(help="Class guidance only at DDPM steps >= this (of 200; 0: every step).")
+    int | None,
+    typer.Option(
+        min=0,
+        help="Class guidance only at DDPM steps >= this (of 200; 0: every step). "
+        "Default: 40 where eta is 0, else 0.",
+        show_default=False,
+    ),
 ]
 Device = Annotated[str, typer.Option("-d", "--device", help="auto, cpu, cuda[:N], mps.")]
 Steps = Annotated[int, typer.Option(help="Diffusion steps (200 = the paper's).")]

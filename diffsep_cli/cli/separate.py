@@ -92,7 +92,7 @@ def separate_cmd(
     low_memory: LowMemory = False,
     classifier: Classifier = "auto",
     class_weight: ClassWeight = 8.0,
-    class_min_step: ClassMinStep = 40,
+    class_min_step: ClassMinStep = None,
     per_channel: PerChannel = False,
     overwrite: Overwrite = False,
     skip_existing: SkipExisting = False,
@@ -292,6 +292,7 @@ def separate_one(
 
 def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dict[str, Any]:
     """The ``--json`` document of a run."""
+    shared = any(len(group) > 1 for group in run.src.groups)
     return {
         "device": str(run.device),
         "ranks": run.world,
@@ -299,7 +300,7 @@ def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dic
         "spacing": cfg.spacing,
         "solver": cfg.solver,
         "class_weight": cfg.class_weight if run.src.classifier is not None else 0.0,
-        "class_min_step": cfg.class_min_step,
+        "class_min_step": cfg.guidance().for_sources(shared).class_min_step,
         "sources": run.src.names,
         "files": [
             {

@@ -199,7 +199,8 @@ def separate_tensor(
     at ``samples`` times the cost; draw 0 is the one-sample result); ``low_memory`` makes the
     guided steps recompute the networks' activations in their backward (see ``TFUNet._level``);
     ``classifier`` with one class per source in ``classes`` (None: none for that source) adds
-    class guidance of strength ``guidance.class_weight`` (see :func:`.classifier.class_guidance`).
+    class guidance of strength ``guidance.class_weight`` from DDPM step ``class_min_step`` on
+    (see :func:`.classifier.class_guidance`).
     """
     if not priors:
         raise ValueError("need at least one prior")
@@ -228,7 +229,12 @@ def separate_tensor(
     denoise = joint_denoiser(priors, labels, schedule)
     if classifier is not None and classes is not None:
         denoise = class_guidance(
-            denoise, classifier, classes, schedule, guidance.class_weight, guidance.class_min_step
+            denoise,
+            classifier,
+            classes,
+            schedule,
+            guidance.class_weight,
+            guidance.class_min_step or 0,
         )
     denoise = solver_denoiser(denoise, mix_n, schedule, guidance)
     noise = zero_sum(randn_like) if guidance.solver == "dirac" else randn_like
