@@ -10,7 +10,7 @@ import typer
 
 from ..errors import DiffsepError
 from .console import err, user_errors
-from .options import Overwrite, Quiet, Verbose
+from .options import Overwrite, Quiet, Verbose, parse_ints
 
 ClassFolders = Annotated[
     list[str],
@@ -73,12 +73,7 @@ def train_classifier_cmd(
             raise DiffsepError("--valid needs a folder for every class and no other")
         if out_dir.exists() and not overwrite:
             raise DiffsepError(f"{out_dir} exists (use --overwrite to replace it)")
-        try:
-            widths = tuple(int(w) for w in channels.split(","))
-        except ValueError:
-            widths = ()
-        if not widths or min(widths) < 1:
-            raise DiffsepError(f"--channels {channels!r}: give positive widths, e.g. 32,64,96,128")
+        widths = parse_ints(channels, "--channels", "32,64,96,128", least=1)
         cfg = ClassifierConfig(labels=tuple(folders), channels=widths)
         if leak_db[0] > leak_db[1]:
             raise DiffsepError(f"--leak-db {leak_db[0]:g} {leak_db[1]:g}: give LOW HIGH")

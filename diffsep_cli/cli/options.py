@@ -7,7 +7,25 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ..errors import DiffsepError
+
 T = TypeVar("T")
+
+
+def parse_ints(
+    text: str, option: str, example: str, count: int = 0, least: int = 0
+) -> tuple[int, ...]:
+    """ "0,0,4,0,0" -> (0, 0, 4, 0, 0): ``count`` integers (0: any number, at least one), each
+    >= ``least``; anything else is a DiffsepError naming ``option`` and an ``example``."""
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        found = ()
+    if not found or (count and len(found) != count) or min(found) < least:
+        many = f"{count} " if count else ""
+        raise DiffsepError(f"{option} {text!r}: give {many}integers >= {least}, e.g. {example}")
+    return found
+
 
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="Show tracebacks.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no notices.")]

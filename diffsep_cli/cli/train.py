@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ..config import PRESETS, PriorConfig, TrainConfig
 from ..errors import DiffsepError
 from .console import err, user_errors
-from .options import Quiet, Verbose, config_from
+from .options import Quiet, Verbose, config_from, parse_ints
 
 
 def train_cmd(
@@ -146,13 +146,7 @@ def resolve_config(preset: str, name: str) -> PriorConfig:
 
 def parse_depths(text: str) -> tuple[int, int, int, int, int]:
     """ "0,0,4,0,0" -> (0, 0, 4, 0, 0); anything else is a DiffsepError."""
-    try:
-        found = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        found = ()
-    if len(found) != 5 or min(found) < 0:
-        raise DiffsepError(f"--depths {text!r}: give 5 counts >= 0, e.g. 0,0,4,0,0")
-    return found  # type: ignore[return-value]
+    return parse_ints(text, "--depths", "0,0,4,0,0", count=5)  # type: ignore[return-value]
 
 
 @contextmanager
