@@ -73,10 +73,12 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 
 def table(doc: dict[str, Any], reference: str, metric: str = "si_sdri") -> list[str]:
-    """Markdown rows: config, mean ± CI, paired difference to ``reference`` ± CI, RTF, wall."""
+    """Markdown rows: config, mean ± CI, paired difference to ``reference`` ± CI, the mean
+    distinctness of interchangeable sources (``core.metrics.distinctness``), RTF, wall."""
     ref = {r["mixture"]: r[metric] for r in doc["runs"].get(reference, [])}
-    lines = ["| config | SI-SDRi dB | paired vs " + reference + " | RTF | wall s/mixture |"]
-    lines.append("|---|---|---|---|---|")
+    head = f"| config | SI-SDRi dB | paired vs {reference} | distinct | RTF | wall s/mixture |"
+    lines = [head]
+    lines.append("|---|---|---|---|---|---|")
     for name, rows in doc["runs"].items():
         vals = [r[metric] for r in rows]
         mean, half = mean_ci(vals)
@@ -87,7 +89,10 @@ def table(doc: dict[str, Any], reference: str, metric: str = "si_sdri") -> list[
             paired = f"{d:+.2f} ± {dh:.2f}"
         rtf = statistics.fmean(r["rtf"] for r in rows)
         wall = statistics.fmean(r["wall_s"] for r in rows)
-        lines.append(f"| {name} | {mean:+.2f} ± {half:.2f} | {paired} | {rtf:.2f} | {wall:.1f} |")
+        apart = [r["distinct"] for r in rows if r.get("distinct") is not None]  # newer runs
+        distinct = f"{statistics.fmean(apart):.2f}" if apart else "-"
+        cells = f"{mean:+.2f} ± {half:.2f} | {paired} | {distinct} | {rtf:.2f} | {wall:.1f}"
+        lines.append(f"| {name} | {cells} |")
     return lines
 
 
@@ -159,7 +164,8 @@ def main() -> None:
         cfg = dataclasses.replace(cfg, seed=args.seed, classifier=args.classifier)
         result = benchmark(args.folder, opts, cfg, torch.device("cpu"), load=load)
         doc["runs"][name] = [
-            {k: r[k] for k in ("mixture", "si_sdri", "sdri", "rtf", "wall_s")} for r in result.rows
+            {k: r[k] for k in ("mixture", "si_sdri", "sdri", "distinct", "rtf", "wall_s")}
+            for r in result.rows
         ]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1))

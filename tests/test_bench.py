@@ -117,6 +117,20 @@ def test_permutation_within_one_prior(dataset: Path) -> None:
         assert [s["estimate"] for s in row["sources"]] == [1, 0] and row["si_sdr"] > 60
 
 
+def test_distinctness_shows_sources_of_one_prior_that_collapsed(dataset: Path) -> None:
+    """Two sources of one prior: the mixture baseline (the same signal twice) is 0 apart, the
+    noisy references (a talker and a sound, uncorrelated) near 1; different priors: none."""
+    result = run_estimates(dataset, sources=["speech", "speech"], baselines=["mixture"])
+    for mix, sepa in zip(*(rows_of(result, s) for s in ("mixture", "sepa")), strict=True):
+        assert mix["distinct"] == pytest.approx(0.0, abs=1e-6)
+        assert 0.7 < sepa["distinct"] < 1.3
+    by_system = {s["system"]: s for s in result.summary}
+    assert by_system["mixture"]["distinct"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    other = run_estimates(dataset, baselines=[])
+    assert all(r["distinct"] is None for r in other.rows)
+    assert all("distinct" not in s for s in other.summary)
+
+
 def test_oracle_irm_on_real_clips_beats_the_mixture(dataset: Path) -> None:
     from diffsep_cli.core.baselines import oracle_irm
 

@@ -16,6 +16,7 @@ from diffsep_cli.bench.quality import available_quality, quality_scores
 from diffsep_cli.core.metrics import (
     best_permutation,
     bss_sdr,
+    distinctness,
     pairwise_si_sdr,
     score_sources,
     si_sdr,
@@ -144,3 +145,19 @@ def test_optional_pesq_and_estoi_are_used_when_installed(monkeypatch: pytest.Mon
     assert q["pesq_wb"].tolist() == [4.0, 3.0] and q["estoi"].tolist() == [0.5, 0.5]
     # PESQ-WB runs at 16 kHz (resampled), ESTOI at the input rate with extended=True
     assert calls[0] == (16000, "wb", 16000) and calls[2] == (8000, True)
+
+
+def test_distinctness_of_interchangeable_estimates() -> None:
+    """||x_i - x_j|| / ||x_i + x_j||, the smallest within a group: 0 for a collapse to one
+    signal, 1 for orthogonal sources of equal level; only pairs of one group count."""
+    a, b, c = tone(440), tone(660), tone(880)
+    y = a + b
+    assert distinctness(torch.stack([y / 2, y / 2]), [[0, 1]]) == pytest.approx(0.0)
+    assert distinctness(torch.stack([a, b]), [[0, 1]]) == pytest.approx(1.0)
+    assert distinctness(torch.stack([a, b]), [[0], [1]]) is None  # different priors
+    # three sources of one prior, two of them nearly equal: the closest pair decides
+    near = distinctness(torch.stack([a, b, a + 0.1 * c]), [[0, 1, 2]])
+    assert near == pytest.approx(
+        float(torch.linalg.vector_norm(0.1 * c)) / float(torch.linalg.vector_norm(2 * a + 0.1 * c))
+    )
+    assert distinctness(torch.stack([a, b, a + 0.1 * c]), [[0, 1], [2]]) == pytest.approx(1.0)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..config import SeparateConfig
-from ..core.metrics import score_sources, summarize
+from ..core.metrics import distinctness, score_sources, summarize
 from ..core.sources import SourceSpec
 from ..errors import DiffsepError
 from ..io.mixtures import Item, discover, load_item_audio
@@ -34,7 +34,7 @@ from .systems import (
     train_nmf,
 )
 
-METRICS = ("si_sdr", "si_sdri", "sdr", "sdri", "pesq_wb", "estoi")
+METRICS = ("si_sdr", "si_sdri", "sdr", "sdri", "pesq_wb", "estoi", "distinct")
 
 
 @dataclass
@@ -73,7 +73,8 @@ def make_row(
     """Score one system on one mixture: per-source metrics and their means, plus the cost."""
     k = len(item.refs)
     scorer = partial(quality_scores, sample_rate=rate, names=quality) if quality else None
-    s = score_sources(est, refs, mix, spec_groups(item.specs, k), quality=scorer)
+    groups = spec_groups(item.specs, k)
+    s = score_sources(est, refs, mix, groups, quality=scorer)
     values = {"si_sdr": s.si_sdr, "si_sdri": s.si_sdri, "sdr": s.sdr, "sdri": s.sdri, **s.quality}
     sources = [
         {
@@ -91,6 +92,7 @@ def make_row(
         "task": task_name(item.specs, k),
         "system": system,
         **{m: _mean(v) for m, v in values.items()},
+        "distinct": distinctness(est, groups),  # of the interchangeable estimates; None: none
         "duration_s": duration,
         **cost,
         "rtf": None if wall is None else wall / duration,

@@ -23,6 +23,7 @@ LABELS = {
     "sdri": "SDRi",
     "pesq_wb": "PESQ-WB",
     "estoi": "ESTOI",
+    "distinct": "distinct",
     "rtf": "RTF",
 }
 
@@ -75,7 +76,7 @@ def summary_table(result: BenchResult) -> Table:
         table.add_column(col, justify="left" if col in ("task", "system") else "right")
     table.add_column("device")
     for s in result.summary:
-        cells = [_cell(s.get(m), 3 if m in ("estoi", "rtf") else 2) for m in metrics]
+        cells = [_cell(s.get(m), 3 if m in ("estoi", "distinct", "rtf") else 2) for m in metrics]
         extra = [_memory(s), str(s["steps"] or "-"), str(s["device"] or "-")]
         table.add_row(s["task"], s["system"], str(s["n"]), *cells, *extra, end_section=True)
     return table

@@ -117,6 +117,20 @@ def score_sources(
     return out
 
 
+def distinctness(est: Tensor, groups: Sequence[Sequence[int]]) -> float | None:
+    """How far apart interchangeable estimates [K, L] are: the smallest ||x_i - x_j|| /
+    ||x_i + x_j|| over pairs i, j of one group. 0 when they collapsed to one signal (two
+    sources of one prior returning y / 2 each: an SI-SDRi of 0 that separates nothing), about 1
+    for uncorrelated sources of equal level; None where no group has two sources."""
+    ratios = [
+        float(torch.linalg.vector_norm(est[i] - est[j]))
+        / max(float(torch.linalg.vector_norm(est[i] + est[j])), EPS)
+        for g in groups
+        for i, j in itertools.combinations(g, 2)
+    ]
+    return min(ratios) if ratios else None
+
+
 # two-sided 95 % Student t quantiles t(0.975, df) for df = 1..30
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
