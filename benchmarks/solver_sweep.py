@@ -77,8 +77,7 @@ def table(doc: dict[str, Any], reference: str, metric: str = "si_sdri") -> list[
     distinctness of interchangeable sources (``core.metrics.distinctness``), RTF, wall."""
     ref = {r["mixture"]: r[metric] for r in doc["runs"].get(reference, [])}
     head = f"| config | SI-SDRi dB | paired vs {reference} | distinct | RTF | wall s/mixture |"
-    lines = [head]
-    lines.append("|---|---|---|---|---|---|")
+    lines = [head, "|---|---|---|---|---|---|"]
     for name, rows in doc["runs"].items():
         vals = [r[metric] for r in rows]
         mean, half = mean_ci(vals)
