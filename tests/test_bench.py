@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 
 from diffsep_cli.bench.run import BenchOptions, BenchResult, benchmark
+from diffsep_cli.cli.tables import summary_table
 from diffsep_cli.config import SeparateConfig
 from diffsep_cli.core.baselines import NMFConfig
 from diffsep_cli.core.metrics import si_sdr
@@ -129,6 +130,8 @@ def test_distinctness_shows_sources_of_one_prior_that_collapsed(dataset: Path) -
     other = run_estimates(dataset, baselines=[])
     assert all(r["distinct"] is None for r in other.rows)
     assert all("distinct" not in s for s in other.summary)
+    headers = [[str(c.header) for c in summary_table(r).columns] for r in (result, other)]
+    assert "distinct" in headers[0] and "distinct" not in headers[1]  # the terminal table
 
 
 def test_oracle_irm_on_real_clips_beats_the_mixture(dataset: Path) -> None:

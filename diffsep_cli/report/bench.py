@@ -15,7 +15,13 @@ from .figures import SPEC_PIXELS, per_mixture_plot, quality_speed_plot
 from .media import Assets, check_report_path, files_dir
 from .page import render, write_page
 
-METRICS = {"si_sdri": "SI-SDRi (dB)", "sdri": "SDRi (dB)", "pesq_wb": "PESQ-WB", "estoi": "ESTOI"}
+METRICS = {
+    "si_sdri": "SI-SDRi (dB)",
+    "sdri": "SDRi (dB)",
+    "pesq_wb": "PESQ-WB",
+    "estoi": "ESTOI",
+    "distinct": "distinct",  # sources sharing a prior: 0 when they collapsed to one signal
+}
 BASELINE_FILES = ("oracle-irm", "nmf")  # baselines whose estimates bench keeps, named as refs
 
 
