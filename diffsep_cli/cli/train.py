@@ -63,6 +63,13 @@ def train_cmd(
     augment: Annotated[
         str, typer.Option(help="Crop augmentation: none, speech (voices, rooms), sfx (rooms).")
     ] = "none",
+    level_span: Annotated[
+        str,
+        typer.Option(
+            help="Level each crop as a whole (crop) or on its clip's own span (clip: a short"
+            " event keeps its level and is quieter in the crop, as in the mixtures)."
+        ),
+    ] = "crop",
     balance: Annotated[
         float, typer.Option(help="Draw group folders by length (0) .. equally often (1).")
     ] = 0.0,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import PEAK_LIMIT, AugmentConfig
+from ..config import LEVEL_SPANS, PEAK_LIMIT, AugmentConfig, check_choice
 from ..errors import DiffsepError
 from ..io.audio import find_audio, load_mono
 from .augment import augment, speed_factor
@@ -109,7 +109,11 @@ class CropSampler:
     """Random crops of ``segment`` samples at a random RMS level (dBFS, uniform in ``level``;
     crops that would peak above ``PEAK_LIMIT`` are turned down to it, never clipped), clips
     drawn with probability proportional to their length; clips shorter than the segment are
-    placed at a random offset in silence (as the paper's test mixtures are built)."""
+    placed at a random offset in silence (as the paper's test mixtures are built).
+
+    ``level_span``: "crop" sets the level on the whole crop, silence included; "clip" on the
+    clip's own span in it, so that a short event keeps the level it would have in a mixture
+    (``io.mixtures`` levels each clip before placing it) and is that much quieter in the crop."""
 
     def __init__(
         self,
@@ -123,8 +127,11 @@ class CropSampler:
         class_balance: float = 0.0,
         augment: AugmentConfig | None = None,
         rate: int = 16000,
+        level_span: str = "crop",
     ) -> None:
+        check_choice("level_span", level_span, LEVEL_SPANS)
         self.clips, self.segment, self.level, self.min_active = clips, segment, level, min_active
+        self.level_span = level_span
         self.weights = clip_weights(clips, segment, balance, class_balance)
         self.augment, self.rate = augment, rate
         self.rng = np.random.default_rng(seed)
@@ -143,18 +150,23 @@ class CropSampler:
         for _ in range(10):  # silence rejection
             i = int(self.rng.choice(len(self.weights), p=self.weights))
             clip, out = self.clips.audio[i], np.zeros(size, dtype=np.float32)
+            span = (0, size)
             if len(clip) >= size:
                 start = int(self.rng.integers(0, len(clip) - size + 1))
                 out[:] = clip[start : start + size]
             else:
                 start = int(self.rng.integers(0, size - len(clip) + 1))
                 out[start : start + len(clip)] = clip
+                span = (start, start + len(clip))
             active = self._active(out) * size / min(len(clip), size)
             if np.abs(out).max() > 0 and active >= self.min_active:
                 break
         if aug is not None:
             out = augment(out, self.segment, self.rate, aug, self.rng, factor)
-        gain_db = self.rng.uniform(*self.level) - 10 * np.log10(np.mean(out**2) + 1e-12)
+        lo, hi = (0, len(out))
+        if self.level_span == "clip":  # the span, in the (re-timed) output's samples
+            lo, hi = int(span[0] * len(out) / size), int(np.ceil(span[1] * len(out) / size))
+        gain_db = self.rng.uniform(*self.level) - 10 * np.log10(np.mean(out[lo:hi] ** 2) + 1e-12)
         gain = min(10 ** (gain_db / 20), PEAK_LIMIT / max(float(np.abs(out).max()), 1e-12))
         out *= gain * self.rng.choice((-1.0, 1.0))
         return out, self.clips.labels[i]

@@ -75,7 +75,8 @@ def _fixed_valid(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
     if clips is None:
         return None
-    sampler = CropSampler(clips, cfg.segment, (tc.level_low, tc.level_high), seed=12345)
+    level = (tc.level_low, tc.level_high)
+    sampler = CropSampler(clips, cfg.segment, level, seed=12345, level_span=tc.level_span)
     x0, lab = sampler.batch(tc.valid_items)
     gen = torch.Generator().manual_seed(12345)
     t = torch.linspace(0, cfg.diffusion.steps - 1, tc.valid_items).long()
@@ -282,6 +283,7 @@ def train(
     level = (tc.level_low, tc.level_high)
     crops: dict[str, Any] = {
         "level": level,
+        "level_span": tc.level_span,
         "balance": tc.balance,
         "augment": aug,
         "rate": cfg.sample_rate,
