@@ -143,8 +143,9 @@ class ClassifierConfig(JsonConfig):
 # Highest peak of a training crop and of a level-calibrated mixture segment: louder ones are
 # turned down to it rather than clipped (the Tweedie estimate is clamped to [-1, 1]).
 PEAK_LIMIT = 0.95
-# where a training crop's level is measured: the whole crop, or the clip's own span in it
-LEVEL_SPANS = ("crop", "clip")
+# training crops: levelled as a whole; levelled on the clip's own span in them; or one
+# non-silent span of a clip in silence, levelled on it (sound events as io.mixtures builds them)
+CROP_STYLES = ("crop", "clip", "event")
 SOLVERS = ("hybrid", "dsg", "dps", "dirac", "projection")
 FORWARD_ONLY = ("dirac", "projection")  # solvers that take no gradient through the networks
 CLASS_MIN_STEP_ODE = 40  # class guidance's lowest DDPM step at eta 0 (GuidanceConfig)
@@ -305,7 +306,7 @@ class TrainConfig:
     label_dropout: float = 0.1  # only for class-conditional priors
     level_low: float = -25.0  # crops are RMS-normalised to U[level_low, level_high] dBFS
     level_high: float = -20.0
-    level_span: str = "crop"  # LEVEL_SPANS: the level of the whole crop, or of the clip in it
+    crops: str = "crop"  # CROP_STYLES
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -322,7 +323,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("augment", self.augment, tuple(AUGMENTS))
-        check_choice("level_span", self.level_span, LEVEL_SPANS)
+        check_choice("crops", self.crops, CROP_STYLES)
         if not (0 <= self.balance <= 1 and 0 <= self.class_balance <= 1):
             raise ValueError("balance and class_balance must be in [0, 1]")
         if not 0 <= self.step_balance <= 1:

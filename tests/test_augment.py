@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from diffsep_cli.config import AUGMENTS, LEVEL_SPANS, PEAK_LIMIT, AugmentConfig, TrainConfig
+from diffsep_cli.config import AUGMENTS, CROP_STYLES, PEAK_LIMIT, AugmentConfig, TrainConfig
 from diffsep_cli.io.audio import rms_db
 from diffsep_cli.train.augment import augment, speed_factor
 from diffsep_cli.train.data import Clips, CropSampler, clip_weights, load_clips
@@ -116,7 +116,7 @@ def test_augmented_crops_are_level_calibrated_and_deterministic(groups: Path) ->
 
 
 @pytest.mark.parametrize("aug", [None, AUGMENTS["speech"]])
-def test_clip_level_span_levels_a_short_event_as_the_mixtures_do(aug: AugmentConfig) -> None:
+def test_clip_crops_levels_a_short_event_as_the_mixtures_do(aug: AugmentConfig) -> None:
     """A 0.1 s event in a 1 s crop: "crop" sets the crop's level (the event 10 dB louder),
     "clip" the event's own (the crop 10 dB quieter, as in io.mixtures); long clips alike."""
     event = np.random.default_rng(0).standard_normal(1600).astype(np.float32)
@@ -124,7 +124,7 @@ def test_clip_level_span_levels_a_short_event_as_the_mixtures_do(aug: AugmentCon
     long = Clips(audio=[np.tile(event, 20)], labels=[0], names=())
 
     def crop_and_event_db(clips: Clips, span: str) -> tuple[float, float]:
-        sampler = CropSampler(clips, RATE, (-30.0, -30.0), 0, 0.0, augment=aug, level_span=span)
+        sampler = CropSampler(clips, RATE, (-30.0, -30.0), 0, 0.0, augment=aug, style=span)
         x = sampler.crop()[0]
         loud = np.convolve(x**2, np.ones(320) / 320, mode="same") > 1e-7  # the event's span
         return rms_db(x), rms_db(x[loud])
@@ -132,12 +132,12 @@ def test_clip_level_span_levels_a_short_event_as_the_mixtures_do(aug: AugmentCon
     assert crop_and_event_db(short, "crop")[0] == pytest.approx(-30.0, abs=0.01)
     crop_db, event_db = crop_and_event_db(short, "clip")
     assert event_db == pytest.approx(-30.0, abs=1.0) and crop_db < -38.0
-    for span in LEVEL_SPANS:
+    for span in CROP_STYLES:
         assert crop_and_event_db(long, span)[0] == pytest.approx(-30.0, abs=0.01)
 
 
 def test_train_config_checks_augment_and_balance() -> None:
-    bad_span = dict(level_span="peak")
+    bad_span = dict(crops="peak")
     for bad in (dict(augment="chorus"), dict(balance=1.5), dict(class_balance=-0.1), bad_span):
         with pytest.raises(ValueError):
             TrainConfig(**bad)  # type: ignore[arg-type]

@@ -63,11 +63,12 @@ def train_cmd(
     augment: Annotated[
         str, typer.Option(help="Crop augmentation: none, speech (voices, rooms), sfx (rooms).")
     ] = "none",
-    level_span: Annotated[
+    crops: Annotated[
         str,
         typer.Option(
-            help="Level each crop as a whole (crop) or on its clip's own span (clip: a short"
-            " event keeps its level and is quieter in the crop, as in the mixtures)."
+            help="crop: level each crop as a whole; clip: on its clip's own span (a short clip"
+            " keeps its level, quieter in the crop, as in mixtures); event: one non-silent span"
+            " of a clip in silence, levelled on it (sound events as make-mixtures builds them)."
         ),
     ] = "crop",
     balance: Annotated[

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import LEVEL_SPANS, PEAK_LIMIT, AugmentConfig, check_choice
+from ..config import CROP_STYLES, PEAK_LIMIT, AugmentConfig, check_choice
 from ..errors import DiffsepError
 from ..io.audio import find_audio, load_mono
+from ..io.mixtures import MixRecipe, active_spans
 from .augment import augment, speed_factor
 
 
@@ -111,9 +112,11 @@ class CropSampler:
     drawn with probability proportional to their length; clips shorter than the segment are
     placed at a random offset in silence (as the paper's test mixtures are built).
 
-    ``level_span``: "crop" sets the level on the whole crop, silence included; "clip" on the
-    clip's own span in it, so that a short event keeps the level it would have in a mixture
-    (``io.mixtures`` levels each clip before placing it) and is that much quieter in the crop."""
+    ``style`` (``CROP_STYLES``): "crop" sets the level on the whole crop, silence included;
+    "clip" on the clip's own span in it, so that a short clip keeps the level it would have
+    in a mixture (``io.mixtures`` levels each clip before placing it), quieter in the crop;
+    "event" as "clip", of one non-silent span of the clip drawn by its length (a sound event
+    as ``io.mixtures`` cuts it from a file)."""
 
     def __init__(
         self,
@@ -127,11 +130,12 @@ class CropSampler:
         class_balance: float = 0.0,
         augment: AugmentConfig | None = None,
         rate: int = 16000,
-        level_span: str = "crop",
+        style: str = "crop",
     ) -> None:
-        check_choice("level_span", level_span, LEVEL_SPANS)
+        check_choice("style", style, CROP_STYLES)
         self.clips, self.segment, self.level, self.min_active = clips, segment, level, min_active
-        self.level_span = level_span
+        self.style = style
+        self.spans: dict[int, list[tuple[int, int]]] = {}  # each clip's, once drawn
         self.weights = clip_weights(clips, segment, balance, class_balance)
         self.augment, self.rate = augment, rate
         self.rng = np.random.default_rng(seed)
@@ -142,6 +146,17 @@ class CropSampler:
         energy = np.square(frames).mean(axis=1) + 1e-12
         return float(np.mean(energy > energy.max() * 1e-4)) if len(energy) else 0.0
 
+    def _event(self, i: int) -> np.ndarray:
+        """One non-silent span of clip ``i``, drawn by its length (the whole clip if none)."""
+        clip = self.clips.audio[i]
+        if i not in self.spans:
+            self.spans[i] = active_spans(clip, self.rate, MixRecipe(sample_rate=self.rate))
+        if not self.spans[i]:
+            return clip
+        lengths = np.array([e - s for s, e in self.spans[i]], dtype=np.float64)
+        lo, hi = self.spans[i][int(self.rng.choice(len(lengths), p=lengths / lengths.sum()))]
+        return clip[lo:hi]
+
     def crop(self) -> tuple[np.ndarray, int]:
         """One crop [segment] and its class (augmented, when asked, before its level is set)."""
         aug = self.augment
@@ -149,7 +164,8 @@ class CropSampler:
         size = int(np.ceil(self.segment * factor))  # played `factor` times faster
         for _ in range(10):  # silence rejection
             i = int(self.rng.choice(len(self.weights), p=self.weights))
-            clip, out = self.clips.audio[i], np.zeros(size, dtype=np.float32)
+            clip = self._event(i) if self.style == "event" else self.clips.audio[i]
+            out = np.zeros(size, dtype=np.float32)
             span = (0, size)
             if len(clip) >= size:
                 start = int(self.rng.integers(0, len(clip) - size + 1))
@@ -164,7 +180,7 @@ class CropSampler:
         if aug is not None:
             out = augment(out, self.segment, self.rate, aug, self.rng, factor)
         lo, hi = (0, len(out))
-        if self.level_span == "clip":  # the span, in the (re-timed) output's samples
+        if self.style != "crop":  # the span, in the (re-timed) output's samples
             lo, hi = int(span[0] * len(out) / size), int(np.ceil(span[1] * len(out) / size))
         gain_db = self.rng.uniform(*self.level) - 10 * np.log10(np.mean(out[lo:hi] ** 2) + 1e-12)
         gain = min(10 ** (gain_db / 20), PEAK_LIMIT / max(float(np.abs(out).max()), 1e-12))

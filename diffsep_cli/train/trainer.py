@@ -76,7 +76,7 @@ def _fixed_valid(
     if clips is None:
         return None
     level = (tc.level_low, tc.level_high)
-    sampler = CropSampler(clips, cfg.segment, level, seed=12345, level_span=tc.level_span)
+    sampler = CropSampler(clips, cfg.segment, level, seed=12345, style=tc.crops)
     x0, lab = sampler.batch(tc.valid_items)
     gen = torch.Generator().manual_seed(12345)
     t = torch.linspace(0, cfg.diffusion.steps - 1, tc.valid_items).long()
@@ -283,7 +283,7 @@ def train(
     level = (tc.level_low, tc.level_high)
     crops: dict[str, Any] = {
         "level": level,
-        "level_span": tc.level_span,
+        "style": tc.crops,
         "balance": tc.balance,
         "augment": aug,
         "rate": cfg.sample_rate,
