@@ -136,6 +136,22 @@ def test_clip_crops_levels_a_short_event_as_the_mixtures_do(aug: AugmentConfig) 
         assert crop_and_event_db(long, span)[0] == pytest.approx(-30.0, abs=0.01)
 
 
+def test_event_crops_hold_one_non_silent_span_levelled_on_it() -> None:
+    """A clip of a 0.2 s and a 0.6 s burst 1 s apart: each "event" crop holds one of them
+    (the longer drawn ~3x as often) at the level range, the rest of the crop silent."""
+    noise = np.random.default_rng(1).standard_normal(RATE).astype(np.float32) * 0.1
+    clip = np.concatenate([noise[:3200], np.zeros(RATE, np.float32), noise[:9600]])
+    sampler = CropSampler(Clips([clip], [0], ()), 2 * RATE, (-30.0, -30.0), 0, style="event")
+    widths = []
+    for _ in range(60):
+        x = sampler.crop()[0]
+        on = np.flatnonzero(np.abs(x) > 0)
+        widths.append((on[-1] - on[0] + 1) / RATE)
+        assert rms_db(x[on[0] : on[-1] + 1]) == pytest.approx(-30.0, abs=0.5)  # span edges
+    assert set(np.round(widths, 1)) == {0.2, 0.6}
+    assert 0.6 < np.mean(np.round(widths, 1) == 0.6) < 0.9
+
+
 def test_train_config_checks_augment_and_balance() -> None:
     bad_span = dict(crops="peak")
     for bad in (dict(augment="chorus"), dict(balance=1.5), dict(class_balance=-0.1), bad_span):
