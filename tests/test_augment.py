@@ -147,7 +147,7 @@ def test_event_crops_hold_one_non_silent_span_levelled_on_it() -> None:
         x = sampler.crop()[0]
         on = np.flatnonzero(np.abs(x) > 0)
         widths.append((on[-1] - on[0] + 1) / RATE)
-        assert rms_db(x[on[0] : on[-1] + 1]) == pytest.approx(-30.0, abs=0.5)  # span edges
+        assert -30.01 < rms_db(x[on[0] : on[-1] + 1]) < -28.0  # the span: the burst + <= 50 ms
     assert set(np.round(widths, 1)) == {0.2, 0.6}
     assert 0.6 < np.mean(np.round(widths, 1) == 0.6) < 0.9
 
