@@ -63,6 +63,10 @@ def train_cmd(
     augment: Annotated[
         str, typer.Option(help="Crop augmentation: none, speech (voices, rooms), sfx (rooms).")
     ] = "none",
+    level_low: Annotated[
+        float, typer.Option(help="Crops are levelled to U[--level-low, --level-high] dBFS RMS.")
+    ] = -25.0,
+    level_high: Annotated[float, typer.Option(help="See --level-low.")] = -20.0,
     crops: Annotated[
         str,
         typer.Option(
