@@ -16,7 +16,9 @@
 # CONFIG defaults to the CLI's default solver (dirac:25::split::snr: eta per task, 0 for two
 # priors, 1 for two sources of one prior). SETS="dev mg" and TASKS="speech_sfx sfx_sfx"
 # choose (default: every set, TASKS=speech_sfx); CLASSIFIER=FOLDER measures another classifier
-# for class guidance (default auto: the bundled one). ~5-10 s per mixture.
+# for class guidance (default auto: the bundled one, which guides only priors named speech and
+# sfx: train candidates with --name, or solver_sweep.py warns that guidance is off). ~5-10 s
+# per mixture.
 set -euo pipefail
 speech=${1:?usage: pair_eval.sh SPEECH SFX TAG [CONFIG]} sfx=${2:?} tag=${3:?}
 config=${4:-dirac:25::split::snr}

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from diffsep_cli.bench.options import BenchOptions
 from diffsep_cli.bench.run import benchmark
 from diffsep_cli.config import SeparateConfig
 from diffsep_cli.core.metrics import t975
+from diffsep_cli.core.sources import parse_sources, resolve_sources, with_classifier
 from diffsep_cli.hub.api import load_prior
+from diffsep_cli.hub.classifiers import resolve_classifier
 
 
 def parse_config(text: str) -> SeparateConfig:
@@ -156,6 +159,16 @@ def main() -> None:
     load = lambda n: cache.setdefault(n, load_prior(n, torch.device("cpu")))  # noqa: E731
     sources = args.sources.split(",") if args.sources else None
     opts = BenchOptions(sources=sources, baselines=[], limit=args.limit)
+    if sources and any(parse_config(c).class_weight > 0 for c in args.config):
+        src = resolve_sources(parse_sources(args.sources), load)
+        if with_classifier(src, resolve_classifier(args.classifier, src.priors)).classifier is None:
+            # the classifier's labels are prior names: a candidate in runs/x-sfx is not "sfx"
+            print(
+                f"warning: no class guidance for {args.sources} (--classifier "
+                f"{args.classifier}: no two of its labels name these priors; train them with"
+                " --name speech / --name sfx)",
+                file=sys.stderr,
+            )
     for name in args.config:
         if name in doc["runs"]:
             continue
