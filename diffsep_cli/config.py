@@ -324,6 +324,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choice("augment", self.augment, tuple(AUGMENTS))
         check_choice("crops", self.crops, CROP_STYLES)
+        if self.level_low > self.level_high:
+            raise ValueError("level_low must not exceed level_high")
         if not (0 <= self.balance <= 1 and 0 <= self.class_balance <= 1):
             raise ValueError("balance and class_balance must be in [0, 1]")
         if not 0 <= self.step_balance <= 1:

@@ -153,7 +153,8 @@ def test_event_crops_hold_one_non_silent_span_levelled_on_it() -> None:
 
 
 def test_train_config_checks_augment_and_balance() -> None:
-    bad_span = dict(crops="peak")
-    for bad in (dict(augment="chorus"), dict(balance=1.5), dict(class_balance=-0.1), bad_span):
+    bads = [dict(augment="chorus"), dict(balance=1.5), dict(class_balance=-0.1)]
+    bads += [dict(crops="peak"), dict(level_low=-10.0, level_high=-20.0)]
+    for bad in bads:
         with pytest.raises(ValueError):
             TrainConfig(**bad)  # type: ignore[arg-type]
