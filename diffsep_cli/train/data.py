@@ -14,7 +14,8 @@ from torch import Tensor
 from ..config import CROP_STYLES, PEAK_LIMIT, AugmentConfig, check_choice
 from ..errors import DiffsepError
 from ..io.audio import find_audio, load_mono
-from ..io.mixtures import MixRecipe, active_spans
+from ..io.mixtures import MixRecipe
+from ..io.mixtures import crop as event_crop
 from .augment import augment, speed_factor
 
 
@@ -135,7 +136,6 @@ class CropSampler:
         check_choice("style", style, CROP_STYLES)
         self.clips, self.segment, self.level, self.min_active = clips, segment, level, min_active
         self.style = style
-        self.spans: dict[int, list[tuple[int, int]]] = {}  # each clip's, once drawn
         self.weights = clip_weights(clips, segment, balance, class_balance)
         self.augment, self.rate = augment, rate
         self.rng = np.random.default_rng(seed)
@@ -146,16 +146,13 @@ class CropSampler:
         energy = np.square(frames).mean(axis=1) + 1e-12
         return float(np.mean(energy > energy.max() * 1e-4)) if len(energy) else 0.0
 
-    def _event(self, i: int) -> np.ndarray:
-        """One non-silent span of clip ``i``, drawn by its length (the whole clip if none)."""
+    def _event(self, i: int, size: int) -> np.ndarray:
+        """At most ``size`` samples of one non-silent span of clip ``i``, cut as
+        ``io.mixtures.crop`` cuts a sound event from a file."""
         clip = self.clips.audio[i]
-        if i not in self.spans:
-            self.spans[i] = active_spans(clip, self.rate, MixRecipe(sample_rate=self.rate))
-        if not self.spans[i]:
-            return clip
-        lengths = np.array([e - s for s, e in self.spans[i]], dtype=np.float64)
-        lo, hi = self.spans[i][int(self.rng.choice(len(lengths), p=lengths / lengths.sum()))]
-        return clip[lo:hi]
+        recipe = MixRecipe(duration=size / self.rate, sample_rate=self.rate)
+        start, n = event_crop(clip, False, self.rng, recipe)
+        return clip[start : start + n]
 
     def crop(self) -> tuple[np.ndarray, int]:
         """One crop [segment] and its class (augmented, when asked, before its level is set)."""
@@ -164,7 +161,7 @@ class CropSampler:
         size = int(np.ceil(self.segment * factor))  # played `factor` times faster
         for _ in range(10):  # silence rejection
             i = int(self.rng.choice(len(self.weights), p=self.weights))
-            clip = self._event(i) if self.style == "event" else self.clips.audio[i]
+            clip = self._event(i, size) if self.style == "event" else self.clips.audio[i]
             out = np.zeros(size, dtype=np.float32)
             span = (0, size)
             if len(clip) >= size:
