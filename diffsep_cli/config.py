@@ -277,12 +277,17 @@ class AugmentConfig:
     reverb_prob: float = 0.0
     rt60: tuple[float, float] = (0.1, 0.6)  # seconds
     wet_db: tuple[float, float] = (-20.0, -6.0)  # reverberant tail against the direct path
+    voice_prob: float = 0.0  # another voice: formants and pitch moved apart (train.augment.voice)
+    formant: float = 0.2  # formant shift ratio within [1/(1+f), 1+f]
+    pitch: float = 0.5  # median f0 ratio within [1/(1+p), 1+p]
+    pitch_range: float = 0.5  # f0 excursion ratio within [1/(1+r), 1+r]
 
 
 # what `diffsep train --augment` names: voices and rooms for speech, rooms for sounds
 AUGMENTS = {
     "none": AugmentConfig(),
     "speech": AugmentConfig(speed=0.15, eq_prob=0.6, reverb_prob=0.3),
+    "voices": AugmentConfig(speed=0.15, eq_prob=0.6, reverb_prob=0.3, voice_prob=0.8),
     "sfx": AugmentConfig(speed=0.1, speed_prob=0.5, eq_prob=0.5, reverb_prob=0.2),
 }
 

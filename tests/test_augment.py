@@ -11,7 +11,7 @@ import torch
 
 from diffsep_cli.config import AUGMENTS, CROP_STYLES, PEAK_LIMIT, AugmentConfig, TrainConfig
 from diffsep_cli.io.audio import rms_db
-from diffsep_cli.train.augment import augment, speed_factor
+from diffsep_cli.train.augment import augment, speed_factor, voice
 from diffsep_cli.train.data import Clips, CropSampler, clip_weights, load_clips
 
 RATE = 16000
@@ -52,6 +52,51 @@ def test_eq_and_rooms_change_the_spectrum_not_the_timing() -> None:
     assert tail > 1e-4 * np.square(room).sum()  # a reverberant tail
     plain = augment(x, RATE, RATE, AugmentConfig(), rng)
     np.testing.assert_allclose(plain, x, atol=1e-6)  # all off: unchanged
+
+
+def _vowel(f0: float, seconds: float = 1.0) -> np.ndarray:
+    """A glottal pulse train at ``f0`` through two formant resonators (700, 1200 Hz)."""
+    n = int(seconds * RATE)
+    x = np.zeros(n)
+    x[:: int(RATE / f0)] = 1.0
+    for freq, bw in ((700.0, 80.0), (1200.0, 90.0)):
+        r, theta = np.exp(-np.pi * bw / RATE), 2 * np.pi * freq / RATE
+        y = np.zeros(n)
+        for i in range(n):  # a two-pole resonator
+            y[i] = x[i] + 2 * r * np.cos(theta) * y[i - 1] - r * r * y[i - 2] if i > 1 else x[i]
+        x = y
+    return (0.1 * x / np.abs(x).max()).astype(np.float32)
+
+
+def _f0(x: np.ndarray) -> float:
+    import parselmouth
+
+    f0 = parselmouth.Sound(x.astype(np.float64), RATE).to_pitch(
+        pitch_floor=75.0, pitch_ceiling=600.0
+    )
+    hz = f0.selected_array["frequency"]
+    return float(np.median(hz[hz > 0]))
+
+
+def _centroid(x: np.ndarray) -> float:
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float((power * np.fft.rfftfreq(len(x), 1 / RATE)).sum() / power.sum())
+
+
+def test_voice_moves_pitch_and_formants_apart() -> None:
+    x = _vowel(150.0)
+    assert abs(_f0(x) - 150.0) < 3
+    higher = voice(x, RATE, 1.0, 1.5, 1.0)  # pitch up, formants kept
+    assert higher.shape == x.shape and higher.dtype == np.float32
+    assert abs(_f0(higher) - 225.0) < 5
+    assert abs(_centroid(higher) / _centroid(x) - 1) < 0.1
+    bigger = voice(x, RATE, 0.8, 1.0, 1.0)  # a longer vocal tract, pitch kept
+    assert abs(_f0(bigger) - 150.0) < 5 and _centroid(bigger) < 0.9 * _centroid(x)
+    silence = np.zeros(RATE, np.float32)  # nothing to analyse: unchanged
+    np.testing.assert_array_equal(voice(silence, RATE, 1.2, 1.5, 1.5), silence)
+    cfg = AugmentConfig(voice_prob=1.0, formant=0.0, pitch=0.0, pitch_range=0.0)
+    same = augment(x, RATE, RATE, cfg, np.random.default_rng(0))  # every ratio 1
+    assert abs(_f0(same) - 150.0) < 3 and abs(_centroid(same) / _centroid(x) - 1) < 0.05
 
 
 @pytest.fixture
@@ -115,7 +160,7 @@ def test_augmented_crops_are_level_calibrated_and_deterministic(groups: Path) ->
     assert float(x.abs().max()) <= PEAK_LIMIT + 1e-6
 
 
-@pytest.mark.parametrize("aug", [None, AUGMENTS["speech"]])
+@pytest.mark.parametrize("aug", [None, AUGMENTS["speech"], AUGMENTS["voices"]])
 def test_clip_crops_levels_a_short_event_as_the_mixtures_do(aug: AugmentConfig) -> None:
     """A 0.1 s event in a 1 s crop: "crop" sets the crop's level (the event 10 dB louder),
     "clip" the event's own (the crop 10 dB quieter, as in io.mixtures); long clips alike."""

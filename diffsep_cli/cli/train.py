@@ -61,7 +61,11 @@ def train_cmd(
         int, typer.Option(help="Decay the lr to 0 over the last N of --steps (0: constant).")
     ] = 0,
     augment: Annotated[
-        str, typer.Option(help="Crop augmentation: none, speech (voices, rooms), sfx (rooms).")
+        str,
+        typer.Option(
+            help="Crop augmentation: none, speech (speed, EQ, rooms), voices (speech and other "
+            "voices: formants and pitch moved apart, needs diffsep[train]), sfx (rooms)."
+        ),
     ] = "none",
     level_low: Annotated[
         float, typer.Option(help="Crops are levelled to U[--level-low, --level-high] dBFS RMS.")

@@ -1,8 +1,12 @@
 """Augmentation of training crops that multiplies voices, microphones and rooms (numpy, on the
-fly): speed / pitch (resampling, as Kaldi's speed perturbation), a random EQ of a few bands
-with a spectral tilt, band limits, mild synthetic reverberation. Levels are set afterwards."""
+fly): speed / pitch (resampling, as Kaldi's speed perturbation), other voices (formants and
+pitch moved apart with Praat's PSOLA "Change gender", the information perturbation of NANSY,
+Choi et al. 2021), a random EQ of a few bands with a spectral tilt, band limits, mild synthetic
+reverberation. Levels are set afterwards."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import soxr
@@ -37,11 +41,40 @@ def _room(rate: int, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray
     return ir
 
 
+def _ratio(spread: float, rng: np.random.Generator) -> float:
+    """Log-uniform in [1/(1+spread), 1+spread]."""
+    return float(np.exp(rng.uniform(-np.log1p(spread), np.log1p(spread))))
+
+
+def voice(x: np.ndarray, rate: int, formant: float, pitch: float, pitch_range: float) -> np.ndarray:
+    """Another speaker saying the same [N] -> [N]: formants scaled by ``formant``, the median
+    f0 by ``pitch`` and its excursions by ``pitch_range``, timing kept (Praat's "Change gender",
+    75-600 Hz). Crops Praat cannot analyse (no voiced frame, too short) come back unchanged."""
+    try:
+        import parselmouth
+    except ImportError as err:  # an extra of the `train` install
+        raise RuntimeError(
+            "voice augmentation needs praat-parselmouth (pip install diffsep[train])"
+        ) from err
+    sound = parselmouth.Sound(x.astype(np.float64), sampling_frequency=rate)
+    try:
+        with warnings.catch_warnings():  # "no voiced segments": only the formants move
+            warnings.simplefilter("ignore", parselmouth.PraatWarning)
+            f0 = sound.to_pitch(pitch_floor=75.0, pitch_ceiling=600.0).selected_array["frequency"]
+            median = float(np.median(f0[f0 > 0])) * pitch if np.any(f0 > 0) else 0.0
+            out = parselmouth.praat.call(
+                sound, "Change gender", 75.0, 600.0, formant, median, pitch_range, 1.0
+            ).values[0]
+    except parselmouth.PraatError:
+        return x
+    return np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)].astype(x.dtype)
+
+
 def speed_factor(cfg: AugmentConfig, rng: np.random.Generator) -> float:
     """How much faster (> 1) or slower a crop plays: log-uniform in [1/(1+s), 1+s], or 1."""
     if not cfg.speed or rng.random() >= cfg.speed_prob:
         return 1.0
-    return float(np.exp(rng.uniform(-np.log1p(cfg.speed), np.log1p(cfg.speed))))
+    return _ratio(cfg.speed, rng)
 
 
 def augment(
@@ -53,11 +86,15 @@ def augment(
     factor: float = 1.0,
 ) -> np.ndarray:
     """A crop of about ``length * factor`` samples [N] -> ``length`` samples played ``factor``
-    times faster (pitch and formants move with it), EQ'd and reverberated at random. The level
+    times faster (pitch and formants move with it), given another voice, EQ'd and reverberated
+    at random. The level
     is set by the caller."""
     if factor != 1.0:
         x = soxr.resample(x.astype(np.float64), rate * factor, rate, quality="HQ")
     x = np.pad(x, (0, max(0, length - len(x))))[:length]
+    if cfg.voice_prob and rng.random() < cfg.voice_prob:
+        shifts = (_ratio(cfg.formant, rng), _ratio(cfg.pitch, rng), _ratio(cfg.pitch_range, rng))
+        x = voice(x, rate, *shifts)
     n_fft = 1 << int(np.ceil(np.log2(2 * length)))
     spec = np.fft.rfft(x, n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1 / rate)
