@@ -61,7 +61,13 @@ def voice(x: np.ndarray, rate: int, formant: float, pitch: float, pitch_range: f
         with warnings.catch_warnings():  # "no voiced segments": only the formants move
             warnings.simplefilter("ignore", parselmouth.PraatWarning)
             f0 = sound.to_pitch(pitch_floor=75.0, pitch_ceiling=600.0).selected_array["frequency"]
-            median = float(np.median(f0[f0 > 0])) * pitch if np.any(f0 > 0) else 0.0
+            median = 0.0
+            if np.any(f0 > 0):
+                old, low = float(np.median(f0[f0 > 0])), float(f0[f0 > 0].min())
+                median = old * pitch
+                # Praat stretches f0 - median linearly: a wider range drives the lowest f0 to 0
+                # or below, and Change gender never returns. Keep it above half the median.
+                pitch_range = min(pitch_range, 0.5 * old / max(old - low, 1e-3))
             out = parselmouth.praat.call(
                 sound, "Change gender", 75.0, 600.0, formant, median, pitch_range, 1.0
             ).values[0]
