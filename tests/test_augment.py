@@ -54,11 +54,13 @@ def test_eq_and_rooms_change_the_spectrum_not_the_timing() -> None:
     np.testing.assert_allclose(plain, x, atol=1e-6)  # all off: unchanged
 
 
-def _vowel(f0: float, seconds: float = 1.0) -> np.ndarray:
-    """A glottal pulse train at ``f0`` through two formant resonators (700, 1200 Hz)."""
+def _vowel(f0: float | np.ndarray, seconds: float = 1.0) -> np.ndarray:
+    """Glottal pulses at ``f0`` (Hz, or per sample) through two formant resonators (700, 1200
+    Hz)."""
     n = int(seconds * RATE)
+    phase = np.cumsum(np.broadcast_to(np.asarray(f0, float), (n,)) / RATE)
     x = np.zeros(n)
-    x[:: int(RATE / f0)] = 1.0
+    x[1:][np.diff(np.floor(phase)) > 0] = 1.0
     for freq, bw in ((700.0, 80.0), (1200.0, 90.0)):
         r, theta = np.exp(-np.pi * bw / RATE), 2 * np.pi * freq / RATE
         y = np.zeros(n)
@@ -68,14 +70,13 @@ def _vowel(f0: float, seconds: float = 1.0) -> np.ndarray:
     return (0.1 * x / np.abs(x).max()).astype(np.float32)
 
 
-def _f0(x: np.ndarray) -> float:
+def _f0(x: np.ndarray, q: float = 50.0) -> float:
+    """The ``q``-th percentile of the voiced frames' f0 (NaN without any)."""
     import parselmouth
 
-    f0 = parselmouth.Sound(x.astype(np.float64), RATE).to_pitch(
-        pitch_floor=75.0, pitch_ceiling=600.0
-    )
-    hz = f0.selected_array["frequency"]
-    return float(np.median(hz[hz > 0]))
+    sound = parselmouth.Sound(x.astype(np.float64), RATE)
+    hz = sound.to_pitch(pitch_floor=60.0, pitch_ceiling=800.0).selected_array["frequency"]
+    return float(np.percentile(hz[hz > 0], q)) if np.any(hz > 0) else float("nan")
 
 
 def _centroid(x: np.ndarray) -> float:
@@ -97,6 +98,15 @@ def test_voice_moves_pitch_and_formants_apart() -> None:
     cfg = AugmentConfig(voice_prob=1.0, formant=0.0, pitch=0.0, pitch_range=0.0)
     same = augment(x, RATE, RATE, cfg, np.random.default_rng(0))  # every ratio 1
     assert abs(_f0(same) - 150.0) < 3 and abs(_centroid(same) / _centroid(x) - 1) < 0.05
+
+
+def test_voice_keeps_a_wide_pitch_range_positive() -> None:
+    """Praat stretches f0 - median linearly: at 1.44x the excursion of a voice that dips from
+    300 to 80 Hz, Change gender returns no voice (on some real crops it never returned)."""
+    x = _vowel(np.where(np.arange(2 * RATE) < 0.3 * RATE, 80.0, 300.0), 2.0)
+    y = voice(x, RATE, 1.0, 1.34, 1.44)
+    assert abs(_f0(y) / (1.34 * 300.0) - 1) < 0.05  # the new median
+    assert _f0(y, 5) >= 0.45 * 1.34 * 300.0  # the lowest pitch kept above half of it
 
 
 @pytest.fixture
