@@ -51,6 +51,11 @@ def augmentation(name: str) -> str:
         f"speed / pitch x[1/{1 + a.speed:g}, {1 + a.speed:g}] (p {a.speed_prob:g})"
         if a.speed
         else "",
+        f"other voices by Praat's PSOLA: formants x[1/{1 + a.formant:g}, {1 + a.formant:g}], "
+        f"median f0 x[1/{1 + a.pitch:g}, {1 + a.pitch:g}], f0 range "
+        f"x[1/{1 + a.pitch_range:g}, {1 + a.pitch_range:g}] (p {a.voice_prob:g})"
+        if a.voice_prob
+        else "",
         f"random EQ ({a.eq_bands} bands +-{a.eq_db:g} dB) and tilt +-{a.tilt_db:g} dB "
         f"(p {a.eq_prob:g}), band limits on {a.band_prob:g} of those"
         if a.eq_prob
