@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +215,16 @@ def test_train_config_checks_augment_and_balance() -> None:
     for bad in bads:
         with pytest.raises(ValueError):
             TrainConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_voices_without_praat_fail_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffsep_cli.config import PRESETS
+    from diffsep_cli.errors import DiffsepError
+    from diffsep_cli.train.trainer import train
+
+    monkeypatch.setitem(sys.modules, "parselmouth", None)  # as if not installed
+    with pytest.raises(DiffsepError, match=re.escape('pip install -e ".[train]"')):
+        train(PRESETS["tiny"], TrainConfig(steps=1, augment="voices"), [tmp_path], tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -7,11 +7,13 @@ reverberation. Levels are set afterwards."""
 from __future__ import annotations
 
 import warnings
+from types import ModuleType
 
 import numpy as np
 import soxr
 
 from ..config import AugmentConfig
+from ..errors import DiffsepError
 
 
 def _gain_curve(freqs: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -46,16 +48,22 @@ def _ratio(spread: float, rng: np.random.Generator) -> float:
     return float(np.exp(rng.uniform(-np.log1p(spread), np.log1p(spread))))
 
 
+def praat() -> ModuleType:
+    """praat-parselmouth, an extra of the ``train`` install; a one-line error without it."""
+    try:
+        import parselmouth
+    except ImportError as err:
+        raise DiffsepError(
+            'voice augmentation needs praat-parselmouth: pip install -e ".[train]"'
+        ) from err
+    return parselmouth
+
+
 def voice(x: np.ndarray, rate: int, formant: float, pitch: float, pitch_range: float) -> np.ndarray:
     """Another speaker saying the same [N] -> [N]: formants scaled by ``formant``, the median
     f0 by ``pitch`` and its excursions by ``pitch_range``, timing kept (Praat's "Change gender",
     75-600 Hz). Crops Praat cannot analyse (no voiced frame, too short) come back unchanged."""
-    try:
-        import parselmouth
-    except ImportError as err:  # an extra of the `train` install
-        raise RuntimeError(
-            "voice augmentation needs praat-parselmouth (pip install diffsep[train])"
-        ) from err
+    parselmouth = praat()
     sound = parselmouth.Sound(x.astype(np.float64), sampling_frequency=rate)
     try:
         with warnings.catch_warnings():  # "no voiced segments": only the formants move
@@ -93,8 +101,7 @@ def augment(
 ) -> np.ndarray:
     """A crop of about ``length * factor`` samples [N] -> ``length`` samples played ``factor``
     times faster (pitch and formants move with it), given another voice, EQ'd and reverberated
-    at random. The level
-    is set by the caller."""
+    at random. The level is set by the caller."""
     if factor != 1.0:
         x = soxr.resample(x.astype(np.float64), rate * factor, rate, quality="HQ")
     x = np.pad(x, (0, max(0, length - len(x))))[:length]

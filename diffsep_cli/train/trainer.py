@@ -27,6 +27,7 @@ from ..core.diffusion import min_snr_weights
 from ..core.prior import Prior
 from ..errors import DiffsepError
 from ..hub.folder import CONFIG_NAME, WEIGHTS_NAME, load_prior_dir
+from .augment import praat
 from .balance import StepBalance
 from .checkpoint import run_card, save_run, truncate_log, warm_start
 from .data import Clips, CropSampler, load_clips
@@ -252,6 +253,8 @@ def train(
     ``rival``: (prior folder, audio of its class) for the rival margin (:mod:`.rival`)."""
     # setup: this rank's device, the run's config, its data share
     out = Path(out_dir)
+    if AUGMENTS[tc.augment].voice_prob:
+        praat()  # fails before any work without it
     device = str(rank_device(torch.device(device)))
     rank, world = process_group(torch.device(device))
     start = load_prior_dir(init) if init is not None and not resume else None
