@@ -69,9 +69,9 @@ def voice(x: np.ndarray, rate: int, formant: float, pitch: float, pitch_range: f
         with warnings.catch_warnings():  # "no voiced segments": only the formants move
             warnings.simplefilter("ignore", parselmouth.PraatWarning)
             f0 = sound.to_pitch(pitch_floor=75.0, pitch_ceiling=600.0).selected_array["frequency"]
-            median = 0.0
-            if np.any(f0 > 0):
-                old, low = float(np.median(f0[f0 > 0])), float(f0[f0 > 0].min())
+            voiced, median = f0[f0 > 0], 0.0
+            if len(voiced):
+                old, low = float(np.median(voiced)), float(voiced.min())
                 median = old * pitch
                 # Praat stretches f0 - median linearly: a wider range drives the lowest f0 to 0
                 # or below, and Change gender never returns. Keep it above half the median.
