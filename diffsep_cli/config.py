@@ -284,10 +284,11 @@ class AugmentConfig:
 
 
 # what `diffsep train --augment` names: voices and rooms for speech, rooms for sounds
+_SPEECH = AugmentConfig(speed=0.15, eq_prob=0.6, reverb_prob=0.3)
 AUGMENTS = {
     "none": AugmentConfig(),
-    "speech": AugmentConfig(speed=0.15, eq_prob=0.6, reverb_prob=0.3),
-    "voices": AugmentConfig(speed=0.15, eq_prob=0.6, reverb_prob=0.3, voice_prob=0.8),
+    "speech": _SPEECH,
+    "voices": replace(_SPEECH, voice_prob=0.8),  # speech, and other speakers
     "sfx": AugmentConfig(speed=0.1, speed_prob=0.5, eq_prob=0.5, reverb_prob=0.2),
 }
 
