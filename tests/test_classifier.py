@@ -189,10 +189,11 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
     classes = [f"speech={corpus / 'speech'}", f"sfx={corpus / 'sfx'}"]
     valid = ["--valid", f"speech={corpus / 'speech'}", "--valid", f"sfx={corpus / 'sfx'}"]
     args = ("--out", str(out), "--steps", "20", "--leak", "0.5", "--channels", "8,16", "-q")
-    r = _cli("train-classifier", *classes, *valid, *args)
+    r = _cli("train-classifier", *classes, *valid, *args, "--augment", "sfx=speech")
     assert r.returncode == 0, r.stderr
     card = (out / "README.md").read_text()
     assert "20 steps" in card and "| 150 |" in card and "50% of crops" in card
+    assert "augmentation presets: speech speech, sfx speech." in card
     assert load_classifier_dir(out).config.labels == ("speech", "sfx")
     assert load_classifier_dir(out).config.channels == (8, 16)
     weights = (out / "model.safetensors").read_bytes()
@@ -205,6 +206,10 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
     assert bad.returncode != 0 and "NAME=FOLDER" in bad.stderr and not (tmp_path / "x").exists()
     bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--channels", "8,x")
     assert bad.returncode != 0 and "--channels" in bad.stderr and not (tmp_path / "x").exists()
+    for item, says in (("sfx=loud", "PRESET is one of"), ("music=sfx", "one of the classes")):
+        bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--augment", item)
+        assert bad.returncode == 1 and says in bad.stderr and "Traceback" not in bad.stderr
+        assert not (tmp_path / "x").exists()
     models = tmp_path / "models"
     save_prior(tiny_prior(0, name="speech"), models / "speech")
     save_prior(tiny_prior(1, name="sfx"), models / "sfx")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,21 @@ def parse_class_folders(items: list[str]) -> dict[str, list[Path]]:
     return dict(found)
 
 
+def parse_presets(items: list[str], classes: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """["speech=voices"] -> (("speech", "voices"),): augmentation presets of named classes."""
+    from ..config import AUGMENTS
+
+    out = []
+    for item in items:
+        name, sep, preset = item.partition("=")
+        if not sep or name not in classes:
+            raise DiffsepError(f"--augment {item!r}: give NAME=PRESET, NAME one of the classes")
+        if preset not in AUGMENTS:
+            raise DiffsepError(f"--augment {item!r}: PRESET is one of {', '.join(AUGMENTS)}")
+        out.append((name, preset))
+    return tuple(out)
+
+
 def train_classifier_cmd(
     classes: ClassFolders,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Classifier folder to write.")],
@@ -56,6 +72,13 @@ def train_classifier_cmd(
     leak_db: Annotated[
         tuple[float, float], typer.Option(help="Level range (dB) of that crop against its own.")
     ] = (-25.0, 0.0),
+    augment: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=PRESET: another augmentation for a class (none, speech, voices, sfx; "
+            "default: the preset of the class's name, else none)."
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -77,8 +100,9 @@ def train_classifier_cmd(
         cfg = ClassifierConfig(labels=tuple(folders), channels=widths)
         if leak_db[0] > leak_db[1]:
             raise DiffsepError(f"--leak-db {leak_db[0]:g} {leak_db[1]:g}: give LOW HIGH")
+        presets = parse_presets(augment or [], folders)
         recipe = ClassifierRecipe(
-            steps=steps, batch=batch, lr=lr, seed=seed, leak=leak, leak_db=leak_db
+            steps=steps, batch=batch, lr=lr, seed=seed, leak=leak, leak_db=leak_db, augment=presets
         )
 
         def log(row: dict[str, float]) -> None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import AUGMENTS, ClassifierConfig
+from ..config import AUGMENTS, ClassifierConfig, check_choice
 from ..core.classifier import SourceClassifier
 from ..core.diffusion import ddpm_schedule, q_sample
 from .data import CropSampler, load_clips
@@ -43,6 +43,17 @@ class ClassifierRecipe:
     seed: int = 0
     leak: float = 0.0  # share of crops with another class's crop beneath (soft targets)
     leak_db: tuple[float, float] = (-25.0, 0.0)  # its level against the crop's, uniform
+    # (class, AUGMENTS preset) pairs; a class not named takes the preset of its own name
+    augment: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for _, preset in self.augment:
+            check_choice("augment", preset, tuple(AUGMENTS))
+
+    def presets(self, labels: Sequence[str]) -> dict[str, str]:
+        """Each class's augmentation preset (a key of ``AUGMENTS``)."""
+        given = dict(self.augment)
+        return {c: given.get(c, c if c in AUGMENTS else "none") for c in labels}
 
 
 def add_leaks(
@@ -74,13 +85,13 @@ def _samplers(
     cfg: ClassifierConfig,
     balance: float,
     seed: int,
-    augment: bool,
+    presets: Mapping[str, str] | None,
 ) -> list[CropSampler]:
-    """One crop sampler per class, augmented (``augment``) with the preset of its name."""
+    """One crop sampler per class, augmented with its preset (``presets``; None: none)."""
     out = []
     for i, label in enumerate(cfg.labels):
         clips = load_clips(folders[label], cfg.sample_rate)
-        aug = AUGMENTS.get(label, AUGMENTS["none"]) if augment else None
+        aug = AUGMENTS[presets[label]] if presets is not None else None
         out.append(CropSampler(clips, cfg.segment, seed=seed + i, balance=balance, augment=aug))
     return out
 
@@ -120,7 +131,7 @@ def train_classifier(
     ``valid``. Ctrl-C / SIGTERM end the training early, with the weights so far."""
     torch.manual_seed(recipe.seed)
     clf = SourceClassifier(cfg)
-    samplers = _samplers(folders, cfg, recipe.balance, recipe.seed, augment=True)
+    samplers = _samplers(folders, cfg, recipe.balance, recipe.seed, recipe.presets(cfg.labels))
     abar = ddpm_schedule(cfg.diffusion).alphas_cumprod.float()
     opt = torch.optim.AdamW(clf.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
     start, running = time.monotonic(), 0.0
@@ -147,7 +158,7 @@ def train_classifier(
     clf.eval()
     if not valid or not done:
         return ClassifierRun(clf, {}, done)
-    x0, y = _batch(_samplers(valid, cfg, recipe.balance, seed=10_000, augment=False), 128)
+    x0, y = _batch(_samplers(valid, cfg, recipe.balance, seed=10_000, presets=None), 128)
     return ClassifierRun(clf, accuracy(clf, x0, y), done)
 
 
@@ -166,6 +177,7 @@ def classifier_card(
         if recipe.leak
         else ""
     )
+    augment = ", ".join(f"{c} {p}" for c, p in recipe.presets(cfg.labels).items())
     return f"""---
 library_name: diffsep
 tags: [source-classifier, class-guidance]
@@ -180,7 +192,8 @@ Training data (single-source audio, {cfg.sample_rate} Hz crops of {cfg.segment} 
 {data}
 
 Recipe: {run.steps} steps, batch {recipe.batch}, AdamW lr {recipe.lr} (constant, then linear
-to 0 over the second half), group balance {recipe.balance}, seed {recipe.seed}{leaks}.
+to 0 over the second half), group balance {recipe.balance}, seed {recipe.seed}{leaks};
+augmentation presets: {augment}.
 
 Held-out balanced accuracy by DDPM step (of {cfg.diffusion.steps}):
 
