@@ -206,7 +206,10 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
     assert bad.returncode != 0 and "NAME=FOLDER" in bad.stderr and not (tmp_path / "x").exists()
     bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--channels", "8,x")
     assert bad.returncode != 0 and "--channels" in bad.stderr and not (tmp_path / "x").exists()
-    for item, says in (("sfx=loud", "PRESET is one of"), ("music=sfx", "one of the classes")):
+    for item, says in (
+        ("sfx=loud", "unknown augment 'loud'; choose from none, speech"),
+        ("music=sfx", "one of the classes"),
+    ):
         bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--augment", item)
         assert bad.returncode == 1 and says in bad.stderr and "Traceback" not in bad.stderr
         assert not (tmp_path / "x").exists()
