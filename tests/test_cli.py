@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from diffsep_cli.config import PRESETS
+from diffsep_cli.core.devices import native_bf16
 from diffsep_cli.core.prior import Prior
 from diffsep_cli.hub.folder import save_prior
 
@@ -79,6 +80,8 @@ def test_separate_real_mixture(models: Path, tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     outs = doc["files"][0]["outputs"]
     assert set(outs) == {"speech", "sfx"} and doc["files"][0]["rtf"] > 0
+    # the default precision, auto, says what it ran: bf16 where this CPU multiplies it natively
+    assert doc["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
     mix, sr = sf.read(MIX, dtype="float32")
     est = [sf.read(outs[n], dtype="float32") for n in ("speech", "sfx")]
     for x, rate in est:

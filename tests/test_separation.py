@@ -3,7 +3,13 @@ import math
 import pytest
 import torch
 
-from diffsep_cli.config import PEAK_LIMIT, DiffusionConfig, GuidanceConfig, PriorConfig
+from diffsep_cli.config import (
+    PEAK_LIMIT,
+    DiffusionConfig,
+    GuidanceConfig,
+    PriorConfig,
+    SeparateConfig,
+)
 from diffsep_cli.core.diffusion import ddpm_schedule, respace
 from diffsep_cli.core.guidance import guidance_loss, reconstruction_guidance, step_radius
 from diffsep_cli.core.prior import Prior
@@ -276,8 +282,14 @@ def test_auto_precision_follows_the_hardware(monkeypatch) -> None:
         monkeypatch.setattr(devices, "native_bf16", lambda device, n=native: n)
         with devices.autocast(cpu, "auto"):
             assert torch.is_autocast_enabled("cpu") is native
+        assert devices.precision_used(cpu, "auto") == ("bf16" if native else "fp32")
+        assert devices.precision_used(cpu, "fp32") == "fp32"  # asked for: kept
+        assert devices.precision_used(cpu, "bf16") == "bf16"
     with devices.autocast(cpu, "fp32"):
         assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        devices.precision_used(cpu, "fp16")
+    assert SeparateConfig().precision == "auto"  # the default: bf16 where it is native
 
 
 def test_low_memory_recomputes_during_the_run_only_and_changes_nothing() -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..config import SeparateConfig
+from ..core.devices import precision_used
 from ..core.metrics import distinctness, score_sources, summarize
 from ..core.sources import SourceSpec
 from ..errors import DiffsepError
@@ -191,6 +192,7 @@ def benchmark(
         "mixtures": len(items),
         "systems": systems,
         "device": str(device),
+        "precision": precision_used(device, cfg.precision),  # what auto meant here
         "threads": torch.get_num_threads(),
         "separate": asdict(cfg),
         "priors": [{"spec": s, "revision": r} for s, r in ctx.revisions.items()],

@@ -132,7 +132,7 @@ def bench_cmd(
     eta: Eta = None,
     guided_steps: GuidedSteps = 0,
     samples: Samples = 1,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     classifier: Classifier = "auto",
     class_weight: ClassWeight = 8.0,
     class_min_step: ClassMinStep = None,

@@ -88,7 +88,7 @@ def separate_cmd(
     eta: Eta = None,
     guided_steps: GuidedSteps = 0,
     samples: Samples = 1,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     low_memory: LowMemory = False,
     classifier: Classifier = "auto",
     class_weight: ClassWeight = 8.0,
@@ -292,9 +292,12 @@ def separate_one(
 
 def results_doc(results: list[FileResult], run: Run, cfg: SeparateConfig) -> dict[str, Any]:
     """The ``--json`` document of a run."""
+    from ..core.devices import precision_used
+
     shared = any(len(group) > 1 for group in run.src.groups)
     return {
         "device": str(run.device),
+        "precision": precision_used(run.device, cfg.precision),  # what auto meant here
         "ranks": run.world,
         "steps": cfg.steps,
         "spacing": cfg.spacing,

@@ -36,8 +36,9 @@ def resolve_device(name: str) -> torch.device:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` multiplies bf16 in hardware: a CUDA GPU with bf16 support, or a CPU
-    with AMX tiles (bf16 matmuls measured ~10x fp32's) or AVX512-BF16 (~2.4x; the lite priors
-    separated at RTF 0.70 against 0.93-1.04 in fp32, 2 threads). Without either, slower."""
+    with AMX tiles (bf16 matmuls measured ~10x fp32's; the lite priors separated at RTF 0.50-0.52
+    against 0.79-0.85 in fp32, 2 threads) or AVX512-BF16 (~2.4x; RTF 0.70 against 0.93-1.04).
+    Without either, slower."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private; absent: not
@@ -45,12 +46,20 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and any(native)
 
 
+def precision_used(device: torch.device, precision: str) -> str:
+    """What ``precision`` (PRECISIONS) means on ``device``: ``bf16`` or ``fp32`` (``auto`` is
+    bf16 where :func:`native_bf16`)."""
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
     """The context the networks run in at ``precision`` (PRECISIONS): bf16 autocast (matmuls
-    and convolutions in bf16, reductions, norms and the STFT in fp32) for ``bf16``, and for
-    ``auto`` where :func:`native_bf16`; otherwise plain fp32."""
-    check_choice("precision", precision, PRECISIONS)
-    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+    and convolutions in bf16, reductions, norms and the STFT in fp32) where
+    :func:`precision_used` says bf16; otherwise plain fp32."""
+    bf16 = precision_used(device, precision) == "bf16"
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
