@@ -326,9 +326,13 @@ class TrainConfig:
     # hinge on the log ratio, weighted margin_weight; 0: off
     class_margin: float = 0.0
     margin_weight: float = 0.02
+    # the networks' arithmetic (PRECISIONS): auto is bf16 autocast where native (bf16 GPUs; AMX
+    # CPUs: 1.7x faster steps for lite), the optimiser, loss and EMA stay fp32
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice("augment", self.augment, tuple(AUGMENTS))
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("crops", self.crops, CROP_STYLES)
         if self.level_low > self.level_high:
             raise ValueError("level_low must not exceed level_high")

@@ -74,11 +74,41 @@ def test_train_is_deterministic(corpus: Path, tmp_path: Path) -> None:
 
 def test_min_snr_weighting_reaches_the_loss(corpus: Path, tmp_path: Path) -> None:
     cfg = PRESETS["tiny"]
-    tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100)
+    # one step: the same weights, crops, steps and noise, so the same network output in both
+    # runs (after a step the weights differ, and so would the outputs)
+    tc = TrainConfig(steps=1, batch=2, checkpoint_every=1, log_every=1, valid_every=100)
     runs = {g: train(cfg, replace(tc, min_snr=g), [corpus], tmp_path / str(g)) for g in (0, 5)}
-    assert runs[5].loss < runs[0].loss  # same crops, steps and noise; weights <= 1
+    assert runs[5].loss < runs[0].loss  # Min-SNR weights <= 1, some < 1
     wa, wb = (load_file(str(tmp_path / str(g) / "train" / "online.safetensors")) for g in (0, 5))
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_reaches_the_networks_and_the_card(
+    precision: str, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--precision bf16 runs the networks' matmuls in bf16 (fp32 weights, finite loss; other
+    weights than fp32's from the same seed), fp32 keeps them fp32; the card says which ran."""
+    seen: set[torch.dtype] = set()
+    linear = torch.nn.functional.linear
+    monkeypatch.setattr(
+        torch.nn.functional, "linear", lambda *a, **k: (y := linear(*a, **k), seen.add(y.dtype))[0]
+    )
+    tc = TrainConfig(steps=2, batch=2, checkpoint_every=2, log_every=1, valid_every=100, seed=4)
+    run = train(PRESETS["tiny"], replace(tc, precision=precision), [corpus], tmp_path / "run")
+    assert np.isfinite(run.loss) and (torch.bfloat16 in seen) == (precision == "bf16")
+    weights = load_file(str(tmp_path / "run" / "train" / "online.safetensors"))
+    assert all(w.dtype == torch.float32 for w in weights.values())
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert f"| arithmetic | {precision} (networks; optimiser and EMA fp32) |" in card
+    if precision == "bf16":
+        seen.clear()
+        train(PRESETS["tiny"], replace(tc, precision="fp32"), [corpus], tmp_path / "ref")
+        ref = load_file(str(tmp_path / "ref" / "train" / "online.safetensors"))
+        assert seen == {torch.float32}
+        assert any(not torch.equal(weights[k], ref[k]) for k in ref)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
 
 
 def test_lr_schedule_warms_up_holds_then_cools_down() -> None:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ..config import PRESETS, PriorConfig, TrainConfig
 from ..errors import DiffsepError
 from .console import err, user_errors
-from .options import Quiet, Verbose, config_from, parse_ints
+from .options import Precision, Quiet, Verbose, config_from, parse_ints
 
 
 def train_cmd(
@@ -114,6 +114,7 @@ def train_cmd(
     compile: Annotated[
         bool, typer.Option("--compile", help="torch.compile the loss (faster after warm-up).")
     ] = False,
+    precision: Precision = "auto",
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:

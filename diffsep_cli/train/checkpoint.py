@@ -49,6 +49,7 @@ def run_card(cfg: PriorConfig, tc: TrainConfig, info: dict[str, Any], data: str)
         "sampling": f"group folders balanced {tc.balance:g}, classes {tc.class_balance:g} "
         "(0: by length, 1: equal)",
         "wall time": f"{info['seconds'] / 3600:.2f} h on {info['device']}",
+        "arithmetic": f"{info['precision']} (networks; optimiser and EMA fp32)",
         "train loss (last interval)": f"{info['loss']:.4f}",
         "valid loss (EMA)": "-" if info["valid"] is None else f"{info['valid']:.4f}",
     }

@@ -1,5 +1,5 @@
 """Prior training: eps-prediction DDPM loss on random single-source crops (AdamW, EMA,
-gradient clipping, AMP on CUDA), checkpoints with resume, and DDP under ``torchrun``.
+gradient clipping, bf16 autocast where native), checkpoints with resume, and DDP under ``torchrun``.
 
 The output folder is a usable prior at every checkpoint (``config.json``, EMA weights in
 ``model.safetensors``, ``README.md``); ``train/`` beside them holds what resuming needs.
@@ -11,7 +11,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from ..config import AUGMENTS, PriorConfig, TrainConfig
-from ..core.devices import process_group, rank_device
+from ..core.devices import autocast, precision_used, process_group, rank_device
 from ..core.diffusion import min_snr_weights
 from ..core.prior import Prior
 from ..errors import DiffsepError
@@ -185,8 +184,7 @@ def _optimise(
         rx, rt, rn = (v.to(device) for v in rival[:3])
         parts.append((rx, rt, rn, torch.full_like(rt, st.online.config.default_label)))
     abar = st.online.schedule.alphas_cumprod
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else None
-    with amp or nullcontext():
+    with autocast(torch.device(device), tc.precision):
         out = st.model(*(torch.cat(p) for p in zip(*parts, strict=True))).float()
         own = out[: len(x0)]
         if st.balance is not None:
@@ -303,6 +301,7 @@ def train(
         truncate_log(log, st.step)
         (out / "train" / "train_config.json").write_text(json.dumps(asdict(tc), indent=2))
     info: dict[str, Any] = {"world": world, "device": device, "loss": math.nan, "valid": None}
+    info["precision"] = precision_used(torch.device(device), tc.precision)
     info["data_note"] = data_note
     info["init"] = str(init) if start is not None else st.init
     info["rival"] = str(rival[0]) if rival else ""
