@@ -22,7 +22,7 @@ from diffsep_cli.core.sources import ResolvedSources, with_classifier
 from diffsep_cli.errors import DiffsepError
 from diffsep_cli.hub.classifiers import load_classifier_dir, resolve_classifier, save_classifier
 from diffsep_cli.hub.folder import save_prior
-from diffsep_cli.train.classify import add_leaks
+from diffsep_cli.train.classify import ClassifierRecipe, add_leaks, train_classifier
 
 from .conftest import ROOT, tiny_prior
 from .gauss import GaussPrior, gauss_case, sdr
@@ -184,16 +184,41 @@ def test_leaks_mix_another_class_beneath_with_energy_share_targets() -> None:
     assert 0 < int((half != x0).any(-1).sum()) < n  # some crops leak, some stay pure
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_classifier_training_runs_the_convolutions_in_its_precision(
+    precision: str, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: set[torch.dtype] = set()
+    conv = torch.nn.functional.conv2d
+    monkeypatch.setattr(
+        torch.nn.functional, "conv2d", lambda *a, **k: (y := conv(*a, **k), seen.add(y.dtype))[0]
+    )
+    cfg = ClassifierConfig(labels=("speech", "sfx"), channels=(8, 16))
+    folders = {c: [corpus / c] for c in cfg.labels}
+    run = train_classifier(folders, cfg, ClassifierRecipe(steps=2, batch=4, precision=precision))
+    assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert all(p.dtype == torch.float32 and p.isfinite().all() for p in run.classifier.parameters())
+
+
 def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "clf"
     classes = [f"speech={corpus / 'speech'}", f"sfx={corpus / 'sfx'}"]
     valid = ["--valid", f"speech={corpus / 'speech'}", "--valid", f"sfx={corpus / 'sfx'}"]
     args = ("--out", str(out), "--steps", "20", "--leak", "0.5", "--channels", "8,16", "-q")
-    r = _cli("train-classifier", *classes, *valid, *args, "--augment", "sfx=speech")
+    r = _cli(
+        "train-classifier",
+        *classes,
+        *valid,
+        *args,
+        "--augment",
+        "sfx=speech",
+        "--precision",
+        "bf16",
+    )
     assert r.returncode == 0, r.stderr
     card = (out / "README.md").read_text()
     assert "20 steps" in card and "| 150 |" in card and "50% of crops" in card
-    assert "augmentation presets: speech speech, sfx speech." in card
+    assert "augmentation presets: speech speech, sfx speech; arithmetic bf16." in card
     assert load_classifier_dir(out).config.labels == ("speech", "sfx")
     assert load_classifier_dir(out).config.channels == (8, 16)
     weights = (out / "model.safetensors").read_bytes()
@@ -206,11 +231,12 @@ def test_train_classifier_then_separate_with_it(corpus: Path, tmp_path: Path) ->
     assert bad.returncode != 0 and "NAME=FOLDER" in bad.stderr and not (tmp_path / "x").exists()
     bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--channels", "8,x")
     assert bad.returncode != 0 and "--channels" in bad.stderr and not (tmp_path / "x").exists()
-    for item, says in (
-        ("sfx=loud", "unknown augment 'loud'; choose from none, speech"),
-        ("music=sfx", "one of the classes"),
+    for option, item, says in (
+        ("--augment", "sfx=loud", "unknown augment 'loud'; choose from none, speech"),
+        ("--augment", "music=sfx", "one of the classes"),
+        ("--precision", "fp16", "unknown precision 'fp16'; choose from auto, fp32, bf16"),
     ):
-        bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), "--augment", item)
+        bad = _cli("train-classifier", *classes, "--out", str(tmp_path / "x"), option, item)
         assert bad.returncode == 1 and says in bad.stderr and "Traceback" not in bad.stderr
         assert not (tmp_path / "x").exists()
     models = tmp_path / "models"

@@ -12,7 +12,7 @@ import typer
 from ..config import AUGMENTS
 from ..errors import DiffsepError
 from .console import err, user_errors
-from .options import Overwrite, Quiet, Verbose, parse_ints
+from .options import Overwrite, Precision, Quiet, Verbose, parse_ints
 
 ClassFolders = Annotated[
     list[str],
@@ -77,6 +77,7 @@ def train_classifier_cmd(
             "default: the preset of the class's name, else none)."
         ),
     ] = None,
+    precision: Precision = "auto",
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -100,7 +101,14 @@ def train_classifier_cmd(
             raise DiffsepError(f"--leak-db {leak_db[0]:g} {leak_db[1]:g}: give LOW HIGH")
         presets = parse_presets(augment or [], folders)
         recipe = ClassifierRecipe(
-            steps=steps, batch=batch, lr=lr, seed=seed, leak=leak, leak_db=leak_db, augment=presets
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            leak=leak,
+            leak_db=leak_db,
+            augment=presets,
+            precision=precision,
         )
 
         def log(row: dict[str, float]) -> None:

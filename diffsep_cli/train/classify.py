@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import AUGMENTS, ClassifierConfig, check_choice
+from ..config import AUGMENTS, PRECISIONS, ClassifierConfig, check_choice
 from ..core.classifier import SourceClassifier
+from ..core.devices import autocast, precision_used
 from ..core.diffusion import ddpm_schedule, q_sample
 from .data import CropSampler, load_clips
 from .interrupt import sigterm_as_interrupt
@@ -45,8 +46,10 @@ class ClassifierRecipe:
     leak_db: tuple[float, float] = (-25.0, 0.0)  # its level against the crop's, uniform
     # (class, AUGMENTS preset) pairs; a class not named takes the preset of its own name
     augment: tuple[tuple[str, str], ...] = ()
+    precision: str = "auto"  # PRECISIONS: bf16 autocast where native (AMX: 1.5x faster steps)
 
     def __post_init__(self) -> None:
+        check_choice("precision", self.precision, PRECISIONS)
         for _, preset in self.augment:
             check_choice("augment", preset, tuple(AUGMENTS))
 
@@ -145,7 +148,8 @@ def train_classifier(
                 x0, target = add_leaks(x0, y, len(samplers), recipe.leak, recipe.leak_db, gen)
                 t = torch.randint(0, cfg.diffusion.steps, (len(y),))
                 x_t = q_sample(x0, abar[t][:, None], torch.randn_like(x0))
-                loss = F.cross_entropy(clf(x_t, t), target)
+                with autocast(torch.device("cpu"), recipe.precision):
+                    loss = F.cross_entropy(clf(x_t, t).float(), target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -193,7 +197,7 @@ Training data (single-source audio, {cfg.sample_rate} Hz crops of {cfg.segment} 
 
 Recipe: {run.steps} steps, batch {recipe.batch}, AdamW lr {recipe.lr} (constant, then linear
 to 0 over the second half), group balance {recipe.balance}, seed {recipe.seed}{leaks};
-augmentation presets: {augment}.
+augmentation presets: {augment}; arithmetic {precision_used(torch.device("cpu"), recipe.precision)}.
 
 Held-out balanced accuracy by DDPM step (of {cfg.diffusion.steps}):
 
