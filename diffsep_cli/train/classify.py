@@ -137,6 +137,7 @@ def train_classifier(
     samplers = _samplers(folders, cfg, recipe.balance, recipe.seed, recipe.presets(cfg.labels))
     abar = ddpm_schedule(cfg.diffusion).alphas_cumprod.float()
     opt = torch.optim.AdamW(clf.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
+    precision = precision_used(torch.device("cpu"), recipe.precision)  # once, not every step
     start, running = time.monotonic(), 0.0
     done, gen = 0, torch.Generator().manual_seed(recipe.seed)
     try:
@@ -148,7 +149,7 @@ def train_classifier(
                 x0, target = add_leaks(x0, y, len(samplers), recipe.leak, recipe.leak_db, gen)
                 t = torch.randint(0, cfg.diffusion.steps, (len(y),))
                 x_t = q_sample(x0, abar[t][:, None], torch.randn_like(x0))
-                with autocast(torch.device("cpu"), recipe.precision):
+                with autocast(torch.device("cpu"), precision):
                     loss = F.cross_entropy(clf(x_t, t).float(), target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -255,6 +255,8 @@ def train(
         praat()  # fails before any work without it
     device = str(rank_device(torch.device(device)))
     rank, world = process_group(torch.device(device))
+    # what auto means here, resolved once (not probed every step; train_config.json says it)
+    tc = replace(tc, precision=precision_used(torch.device(device), tc.precision))
     start = load_prior_dir(init) if init is not None and not resume else None
     if start is not None:
         cfg = replace(start.config, name=cfg.name)
@@ -301,7 +303,7 @@ def train(
         truncate_log(log, st.step)
         (out / "train" / "train_config.json").write_text(json.dumps(asdict(tc), indent=2))
     info: dict[str, Any] = {"world": world, "device": device, "loss": math.nan, "valid": None}
-    info["precision"] = precision_used(torch.device(device), tc.precision)
+    info["precision"] = tc.precision
     info["data_note"] = data_note
     info["init"] = str(init) if start is not None else st.init
     info["rival"] = str(rival[0]) if rival else ""
