@@ -11,7 +11,7 @@ from unittest import mock
 import numpy as np
 import soundfile as sf
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from diffsep_cli.config import SeparateConfig
@@ -52,6 +52,8 @@ def tones(frames: int, rate: int, channels: int, seed: int) -> np.ndarray:
     consistency=st.sampled_from(["equal", "mask", "none"]),
     seed=st.integers(0, 10**6),
 )
+# half of an odd segment (7635 samples) rounds up past segment // 2: found by CI, kept
+@example(1, 8000, 1, False, 1.0, 0.47717277669190317, 0.5, 1, "equal", 0)
 def test_streaming_keeps_every_sample(
     frames_ms: int,
     rate: int,

@@ -250,7 +250,7 @@ def separate_file(
     fmt, subtype = output_format(info, fmt, subtype)
     rate = src.priors[0].config.sample_rate
     seg_len = round((cfg.segment or min(p.config.segment for p in src.priors) / rate) * rate)
-    overlap = round(cfg.overlap * seg_len)
+    overlap = min(round(cfg.overlap * seg_len), seg_len // 2)  # 0.5 of an odd length rounds up
     c = info.channels if cfg.per_channel else 1
     total = segment_count(math.ceil(info.frames * rate / info.samplerate), seg_len, overlap)
     result = FileResult(path, outputs, info.frames / info.samplerate, segments=total)
