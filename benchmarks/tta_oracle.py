@@ -6,7 +6,10 @@ solver (``diffsep bench``'s own path, the same seeds), and the result is paired 
 unadapted priors. ``--target oracle`` fine-tunes each prior on its true source (the upper
 bound of any adaptation: the clean voice and sound of this very recording); ``--target
 estimate`` on the source as the unadapted priors separated it (what a user could run: no
-truth involved), ``--rounds`` times.
+truth involved), ``--rounds`` times; ``--target masked`` on the estimate too, its loss counted
+only on the 32 ms frames where that estimate is ``--gate-db`` above every other (where the
+recording holds that source alone); ``gated`` silences the other frames instead, and
+``oracle-gated`` the true source so (a control). docs/research.md has the figures.
 
 Crops are cut at the positions and levels the separation sees them (each 2 s window of the
 source at its mixture segment's calibration gain), steps drawn uniformly, Min-SNR-5 weighted.
