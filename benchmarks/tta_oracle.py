@@ -33,12 +33,12 @@ from typing import Any
 import torch
 from solver_sweep import mean_ci, parse_config
 
-from diffsep_cli.bench.options import BenchOptions
+from diffsep_cli.bench.options import SYSTEM, BenchOptions
 from diffsep_cli.bench.run import benchmark
 from diffsep_cli.core.diffusion import min_snr_weights
 from diffsep_cli.core.prior import Prior
 from diffsep_cli.hub.api import load_prior
-from diffsep_cli.io.mixtures import discover, load_item_audio
+from diffsep_cli.io.mixtures import discover, load_estimates, load_item_audio
 
 PEAK = 0.95
 
@@ -113,16 +113,23 @@ def gates(est: torch.Tensor, db: float, frame: int = 512) -> torch.Tensor:
     return torch.stack(out)
 
 
-def one(folder: Path, name: str, opts: BenchOptions, cfg: Any, load: Any) -> dict[str, Any]:
-    """Bench one mixture folder (hard-linked alone into a temporary folder)."""
+def one(
+    folder: Path, name: str, opts: BenchOptions, cfg: Any, load: Any, length: int
+) -> tuple[float, torch.Tensor]:
+    """Bench one mixture folder (hard-linked alone into a temporary folder): its SI-SDRi and
+    the estimates [K, L] the bench run kept (one file per source, named by its prior)."""
     with tempfile.TemporaryDirectory() as tmp:
-        dest = Path(tmp) / name
-        dest.mkdir()
+        dest = Path(tmp) / "in" / name
+        dest.mkdir(parents=True)
         for f in (folder / name).iterdir():
             if f.is_file():
                 os.link(f, dest / f.name)
-        res = benchmark(Path(tmp), opts, cfg, torch.device("cpu"), load=load)
-    return {k: res.rows[0][k] for k in ("mixture", "si_sdri", "wall_s")}
+        keep = Path(tmp) / "keep"
+        kept_opts = dataclasses.replace(opts, keep=keep)
+        res = benchmark(dest.parent, kept_opts, cfg, torch.device("cpu"), load=load)
+        kept = [keep / SYSTEM / name / f"{Path(n).name}.wav" for n in opts.sources or []]
+        est = torch.from_numpy(load_estimates(kept, 16000, length)).float()
+    return float(res.rows[0]["si_sdri"]), est
 
 
 def main() -> None:
@@ -161,16 +168,14 @@ def main() -> None:
         _, mix_np, refs_np = load_item_audio(item)
         mix, refs = torch.from_numpy(mix_np).float(), torch.from_numpy(refs_np).float()
         row: dict[str, Any] = {"mixture": item.name}
-        row["base"] = one(args.folder, item.name, opts, cfg, base.__getitem__)["si_sdri"]
-        current = dict(base)
+        length = mix.shape[-1]
+        row["base"], est = one(args.folder, item.name, opts, cfg, base.__getitem__, length)
         for r in range(args.rounds):
             masks = None
             if args.target == "oracle":
                 targets = refs
-            else:  # the current priors' own separation
-                targets = estimates(
-                    args.folder, item.name, opts, cfg, current, names, mix.shape[-1]
-                )
+            else:  # the separation by the last priors (unadapted, then the last round's)
+                targets = est
                 if args.target != "estimate":
                     masks = gates(targets, args.gate_db)
                     row[f"gated{r + 1}"] = masks.mean(-1).tolist()
@@ -187,9 +192,9 @@ def main() -> None:
                     current[n] = adapt(
                         base[n], targets[k], mix, len(names), args, 1000 * i + k, mask
                     )
-            row[f"round{r + 1}"] = one(args.folder, item.name, opts, cfg, current.__getitem__)[
-                "si_sdri"
-            ]
+            row[f"round{r + 1}"], est = one(
+                args.folder, item.name, opts, cfg, current.__getitem__, length
+            )
         doc["rows"].append(row)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1))
@@ -204,39 +209,6 @@ def main() -> None:
         f"n={len(diffs)} base {b[0]:+.2f} ± {b[1]:.2f} adapted {a[0]:+.2f} ± {a[1]:.2f}",
         f"paired {m:+.2f} ± {h:.2f}",
     )
-
-
-def estimates(
-    folder: Path,
-    name: str,
-    opts: BenchOptions,
-    cfg: Any,
-    priors: dict[str, Prior],
-    names: list[str],
-    length: int,
-) -> torch.Tensor:
-    """The separation of one mixture by ``priors``, as [K, L] at the mixture's scale."""
-    from diffsep_cli.core.sources import parse_sources, resolve_sources, with_classifier
-    from diffsep_cli.hub.classifiers import resolve_classifier
-    from diffsep_cli.io.audio import load_mono
-    from diffsep_cli.io.pipeline import separate_file
-
-    src = resolve_sources(parse_sources(",".join(names)), priors.__getitem__)
-    src = with_classifier(src, resolve_classifier("auto", src.priors))
-    with tempfile.TemporaryDirectory() as tmp:
-        outs = {n: Path(tmp) / f"{n}.wav" for n in src.names}
-        separate_file(
-            folder / name / "mix.wav",
-            outs,
-            src,
-            cfg,
-            fmt="WAV",
-            subtype="FLOAT",
-            overwrite=True,
-            device=torch.device("cpu"),
-        )
-        est = [torch.from_numpy(load_mono(outs[n], 16000)).float()[:length] for n in src.names]
-    return torch.stack(est)
 
 
 if __name__ == "__main__":
